@@ -1,0 +1,32 @@
+# Compiler flags shared by every target of ours: warnings, sanitizers, fuzzing.
+# Third-party sources (llhttp) are compiled without our warning set.
+
+set(TG_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
+    -Wold-style-cast -Wcast-align -Woverloaded-virtual -Wconversion
+    -Wsign-conversion -Wnull-dereference -Wdouble-promotion -Wformat=2
+    -Wimplicit-fallthrough)
+if(TG_WERROR)
+  list(APPEND TG_WARNINGS -Werror)
+endif()
+
+# Applies our warning set and language rules to one of our own targets.
+function(tg_target target)
+  target_compile_options(${target} PRIVATE
+    $<$<COMPILE_LANGUAGE:CXX>:${TG_WARNINGS}>)
+  target_compile_features(${target} PUBLIC cxx_std_17)
+endfunction()
+
+if(TG_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer
+                      -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
+if(TG_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "TG_FUZZ needs clang: configure with the 'fuzz' preset")
+  endif()
+  # Everything is instrumented for coverage; only fuzz targets link the driver.
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()

@@ -1,0 +1,161 @@
+#include "shared/core/loop.h"
+
+#include <cstdlib>
+#include <exception>
+#include <string>
+
+#include "shared/core/log.h"
+
+namespace tg {
+namespace {
+
+void abort_on(int rc, const char* what) {
+  if (rc != 0) {
+    TG_ERROR("loop", "%s failed: %s", what, uv_strerror(rc));
+    std::abort();
+  }
+}
+
+}  // namespace
+
+namespace detail {
+void fatal_exception(const char* where) noexcept {
+  TG_ERROR("loop", "exception escaped into the event loop at %s; aborting", where);
+  std::abort();
+}
+}  // namespace detail
+
+Status uv_status(int err, const char* what) {
+  if (err == 0) return Status();
+  Errc code = Errc::io;
+  switch (err) {
+    case UV_ETIMEDOUT: code = Errc::timeout; break;
+    case UV_EOF:
+    case UV_ECONNRESET:
+    case UV_EPIPE: code = Errc::closed; break;
+    case UV_EACCES:
+    case UV_EPERM: code = Errc::permission; break;
+    case UV_ENOENT: code = Errc::not_found; break;
+    case UV_EINVAL: code = Errc::invalid_argument; break;
+    default: break;
+  }
+  return Status(code, std::string(what) + ": " + uv_strerror(err));
+}
+
+Loop::Loop() { abort_on(uv_loop_init(&loop_), "uv_loop_init"); }
+
+Loop::~Loop() {
+  if (closed_) return;
+  Status s = close();
+  if (!s.ok()) {
+    TG_ERROR("loop", "destroyed with open handles: %s", s.message().c_str());
+    std::abort();
+  }
+}
+
+bool Loop::run_until(const std::function<bool()>& done, uint64_t timeout_ms) {
+  const uint64_t deadline = uv_hrtime() + timeout_ms * 1000000ULL;
+  // A private ticker wakes the loop every 10 ms so the deadline is honoured
+  // even when nothing else happens.
+  uv_timer_t tick;
+  uv_timer_init(&loop_, &tick);
+  uv_timer_start(&tick, [](uv_timer_t*) {}, 10, 10);
+  bool ok = true;
+  while (!done()) {
+    if (uv_hrtime() >= deadline) {
+      ok = false;
+      break;
+    }
+    uv_run(&loop_, UV_RUN_ONCE);
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
+  uv_run(&loop_, UV_RUN_NOWAIT);  // completes the close of `tick`
+  return ok;
+}
+
+Status Loop::close() {
+  if (closed_) return Status();
+  // Let pending close callbacks run and in-flight requests finish.
+  for (int i = 0; i < 16 && uv_loop_alive(&loop_); ++i) uv_run(&loop_, UV_RUN_NOWAIT);
+  int rc = uv_loop_close(&loop_);
+  if (rc == UV_EBUSY) {
+    std::string open;
+    uv_walk(
+        &loop_,
+        [](uv_handle_t* h, void* arg) {
+          auto* names = static_cast<std::string*>(arg);
+          if (!names->empty()) *names += ", ";
+          *names += uv_handle_type_name(uv_handle_get_type(h));
+          if (uv_is_closing(h)) *names += "(closing)";
+        },
+        &open);
+    return Status(Errc::internal, "loop still has open handles: " + open);
+  }
+  closed_ = true;
+  return uv_status(rc, "uv_loop_close");
+}
+
+// ---- Timer ----
+
+Timer::Timer(uv_loop_t* loop) : handle_(new uv_timer_t) {
+  uv_timer_init(loop, handle_);
+  handle_->data = this;
+}
+
+Timer::~Timer() { detail::close_and_free(handle_); }
+
+void Timer::start(uint64_t timeout_ms, uint64_t repeat_ms, std::function<void()> cb) {
+  cb_ = std::move(cb);
+  uv_timer_start(handle_, &Timer::on_timer, timeout_ms, repeat_ms);
+}
+
+void Timer::stop() noexcept { uv_timer_stop(handle_); }
+
+bool Timer::active() const noexcept {
+  return uv_is_active(reinterpret_cast<const uv_handle_t*>(handle_)) != 0;
+}
+
+void Timer::unref() noexcept { uv_unref(reinterpret_cast<uv_handle_t*>(handle_)); }
+
+void Timer::on_timer(uv_timer_t* h) noexcept {
+  auto* self = static_cast<Timer*>(h->data);
+  if (!self || !self->cb_) return;
+  try {
+    // The callback may destroy or re-arm this Timer: run it from a copy.
+    auto cb = self->cb_;
+    cb();
+  } catch (...) {
+    detail::fatal_exception("Timer callback");
+  }
+}
+
+// ---- Signal ----
+
+Signal::Signal(uv_loop_t* loop) : handle_(new uv_signal_t) {
+  uv_signal_init(loop, handle_);
+  handle_->data = this;
+}
+
+Signal::~Signal() { detail::close_and_free(handle_); }
+
+Status Signal::start(int signum, std::function<void(int)> cb) {
+  cb_ = std::move(cb);
+  return uv_status(uv_signal_start(handle_, &Signal::on_signal, signum), "uv_signal_start");
+}
+
+void Signal::stop() noexcept { uv_signal_stop(handle_); }
+
+void Signal::unref() noexcept { uv_unref(reinterpret_cast<uv_handle_t*>(handle_)); }
+
+void Signal::on_signal(uv_signal_t* h, int signum) noexcept {
+  auto* self = static_cast<Signal*>(h->data);
+  if (!self || !self->cb_) return;
+  try {
+    auto cb = self->cb_;
+    cb(signum);
+  } catch (...) {
+    detail::fatal_exception("Signal callback");
+  }
+}
+
+}  // namespace tg

@@ -1,0 +1,100 @@
+// Event-loop primitives over libuv: the Loop itself and RAII owners for timer
+// and signal handles. An owner closes its handle with uv_close exactly once and
+// the close callback frees the handle's memory, so an owner may be destroyed at
+// any time, even from inside its own callback; no callback fires afterwards.
+// Every trampoline into our code is noexcept: no exception crosses libuv.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "shared/core/status.h"
+
+namespace tg {
+
+class Loop {
+ public:
+  Loop();
+  ~Loop();  // closes what is left and aborts if handles still leak
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  uv_loop_t* get() noexcept { return &loop_; }
+  operator uv_loop_t*() noexcept { return &loop_; }  // NOLINT: convenience
+
+  // Runs until no active handles remain or stop() is called.
+  void run() noexcept { uv_run(&loop_, UV_RUN_DEFAULT); }
+  // Runs until `done()` is true or `timeout_ms` passes; false on timeout.
+  // Meant for tests and command-line tools.
+  bool run_until(const std::function<bool()>& done, uint64_t timeout_ms);
+  void stop() noexcept { uv_stop(&loop_); }
+  uint64_t now_ms() noexcept { return uv_now(&loop_); }
+
+  // Runs pending close callbacks and closes the loop. Fails (naming the
+  // handle types) if anything is still open: tests assert this is ok.
+  Status close();
+
+ private:
+  uv_loop_t loop_;
+  bool closed_ = false;
+};
+
+// Converts a libuv error number into a Status that names the operation.
+Status uv_status(int err, const char* what);
+
+namespace detail {
+// Closes a heap-allocated handle and deletes it in the close callback.
+template <typename H>
+void close_and_free(H* h) noexcept {
+  if (!h) return;
+  h->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(h),
+           [](uv_handle_t* hh) { delete reinterpret_cast<H*>(hh); });
+}
+[[noreturn]] void fatal_exception(const char* where) noexcept;
+}  // namespace detail
+
+// One-shot or repeating timer. The callback runs on the loop, never inside
+// start(). Destroying the Timer (even inside its callback) cancels it.
+class Timer {
+ public:
+  explicit Timer(uv_loop_t* loop);
+  ~Timer();
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+
+  // (Re)arms: first fire after timeout_ms, then every repeat_ms (0 = once).
+  void start(uint64_t timeout_ms, uint64_t repeat_ms, std::function<void()> cb);
+  void stop() noexcept;
+  bool active() const noexcept;
+  // Keeps the loop from running just for this timer (uv_unref).
+  void unref() noexcept;
+
+ private:
+  static void on_timer(uv_timer_t* h) noexcept;
+  uv_timer_t* handle_;
+  std::function<void()> cb_;
+};
+
+// Signal watcher (SIGTERM, SIGINT, SIGHUP).
+class Signal {
+ public:
+  explicit Signal(uv_loop_t* loop);
+  ~Signal();
+  Signal(const Signal&) = delete;
+  Signal& operator=(const Signal&) = delete;
+
+  Status start(int signum, std::function<void(int)> cb);
+  void stop() noexcept;
+  void unref() noexcept;
+
+ private:
+  static void on_signal(uv_signal_t* h, int signum) noexcept;
+  uv_signal_t* handle_;
+  std::function<void(int)> cb_;
+};
+
+}  // namespace tg

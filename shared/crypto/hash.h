@@ -1,0 +1,57 @@
+// Hashing, encodings and randomness: SHA-256, base64, hex, random bytes and
+// request ids over libsodium; SHA-1 (only for the WebSocket handshake, RFC 6455
+// requires it) over mbedTLS. Pure functions; no I/O.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <sodium.h>
+
+#include "shared/core/status.h"
+
+namespace tg::crypto {
+
+using Sha256 = std::array<uint8_t, 32>;
+
+// Calls sodium_init once; every other function here calls it too. Aborts if
+// libsodium cannot initialise (no entropy source): nothing is safe then.
+void init();
+
+Sha256 sha256(std::string_view data);
+// Incremental SHA-256 for data that arrives in pieces.
+class Sha256Stream {
+ public:
+  Sha256Stream();
+  void update(std::string_view data);
+  // Returns the digest of everything passed to update() and resets the
+  // stream, so it can hash a new message.
+  Sha256 finish();
+ private:
+  crypto_hash_sha256_state state_;
+};
+
+// SHA-1, for Sec-WebSocket-Accept only. Never use it for anything secure.
+std::array<uint8_t, 20> sha1(std::string_view data);
+
+// Standard base64 with padding (RFC 4648 section 4).
+std::string base64_encode(std::string_view bytes);
+// Strict: rejects bad characters, bad padding and whitespace.
+Result<std::string> base64_decode(std::string_view text);
+
+// Lowercase hex.
+std::string hex_encode(std::string_view bytes);
+// Accepts upper- and lowercase digits; rejects odd length and anything else.
+Result<std::string> hex_decode(std::string_view text);
+
+void random_bytes(void* out, size_t n);
+// 128 random bits as 32 lowercase hex characters, for request ids.
+std::string random_id();
+
+inline std::string_view as_view(const Sha256& h) {
+  return std::string_view(reinterpret_cast<const char*>(h.data()), h.size());
+}
+
+}  // namespace tg::crypto
