@@ -22,7 +22,8 @@ void set_sink(Sink sink, void* user) noexcept;
 
 void write(Level level, const char* component, const char* fmt, ...) noexcept
     __attribute__((format(printf, 3, 4)));
-void vwrite(Level level, const char* component, const char* fmt, va_list ap) noexcept;
+void vwrite(Level level, const char* component, const char* fmt, va_list ap) noexcept
+    __attribute__((format(printf, 3, 0)));
 
 }  // namespace tg::log
 

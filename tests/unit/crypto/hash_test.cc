@@ -1,0 +1,140 @@
+#include "shared/crypto/hash.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace tg::crypto {
+namespace {
+
+std::string hex(const Sha256& h) { return hex_encode(as_view(h)); }
+std::string hex(const std::array<uint8_t, 20>& h) {
+  return hex_encode(std::string_view(reinterpret_cast<const char*>(h.data()), h.size()));
+}
+
+TEST(Sha256, KnownAnswerAbc) {
+  EXPECT_EQ(hex(sha256("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(Sha256, KnownAnswerEmpty) {
+  EXPECT_EQ(hex(sha256("")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+TEST(Sha256Stream, PiecesMatchOneShot) {
+  Sha256Stream s;
+  s.update("a");
+  s.update("");
+  s.update("bc");
+  EXPECT_EQ(s.finish(), sha256("abc"));
+}
+
+TEST(Sha256Stream, FinishResetsForNextMessage) {
+  Sha256Stream s;
+  s.update("xyz");
+  (void)s.finish();
+  s.update("abc");
+  EXPECT_EQ(s.finish(), sha256("abc"));
+}
+
+TEST(Sha1, KnownAnswerAbc) {
+  EXPECT_EQ(hex(sha1("abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+}
+
+TEST(Sha1, WebSocketAcceptRfc6455Example) {
+  auto digest = sha1(std::string("dGhlIHNhbXBsZSBub25jZQ==") +
+                     "258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+  EXPECT_EQ(base64_encode(std::string_view(reinterpret_cast<const char*>(digest.data()),
+                                           digest.size())),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+}
+
+TEST(Base64, EncodesRfc4648Vectors) {
+  EXPECT_EQ(base64_encode(""), "");
+  EXPECT_EQ(base64_encode("f"), "Zg==");
+  EXPECT_EQ(base64_encode("fo"), "Zm8=");
+  EXPECT_EQ(base64_encode("foo"), "Zm9v");
+  EXPECT_EQ(base64_encode("foob"), "Zm9vYg==");
+  EXPECT_EQ(base64_encode("fooba"), "Zm9vYmE=");
+  EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
+}
+
+TEST(Base64, DecodesRfc4648Vectors) {
+  const char* pairs[][2] = {{"", ""},         {"Zg==", "f"},         {"Zm8=", "fo"},
+                            {"Zm9v", "foo"},  {"Zm9vYg==", "foob"},  {"Zm9vYmE=", "fooba"},
+                            {"Zm9vYmFy", "foobar"}};
+  for (auto& p : pairs) {
+    auto r = base64_decode(p[0]);
+    ASSERT_TRUE(r.ok()) << p[0] << ": " << r.status().to_string();
+    EXPECT_EQ(*r, p[1]);
+  }
+}
+
+TEST(Base64, RoundTripsBinary) {
+  std::string all;
+  for (int i = 0; i < 256; ++i) all.push_back(static_cast<char>(i));
+  auto r = base64_decode(base64_encode(all));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, all);
+}
+
+TEST(Base64, RejectsMalformedInput) {
+  const char* bad[] = {
+      "Zg",          // missing padding
+      "Zg=",         // short padding
+      "Zg===",       // too much padding
+      "Zm9v\n",      // trailing newline
+      " Zm9v",       // leading space
+      "Zm 9v",       // inner space
+      "Zm9vYmFy=",   // padding on a full block
+      "Zm9v!A==",    // bad character
+      "Zm9vYg==Zg==",  // data after padding
+      "Zh==",        // non-zero unused bits
+      "Zm9-",        // url-safe alphabet
+      "=",
+      "====",
+  };
+  for (const char* b : bad) {
+    auto r = base64_decode(b);
+    EXPECT_FALSE(r.ok()) << "accepted '" << b << "'";
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), Errc::parse);
+    }
+  }
+}
+
+TEST(Hex, EncodesLowercase) { EXPECT_EQ(hex_encode("\x01\xab\xff"), "01abff"); }
+
+TEST(Hex, DecodesBothCases) {
+  auto r = hex_decode("01AbfF");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, "\x01\xab\xff");
+}
+
+TEST(Hex, RejectsOddLengthAndBadDigits) {
+  EXPECT_FALSE(hex_decode("abc").ok());
+  EXPECT_FALSE(hex_decode("zz").ok());
+  EXPECT_FALSE(hex_decode("ab ").ok());
+  EXPECT_FALSE(hex_decode("a:bc").ok());
+}
+
+TEST(Random, IdIs32LowercaseHexAndVaries) {
+  std::string a = random_id();
+  std::string b = random_id();
+  ASSERT_EQ(a.size(), 32u);
+  EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos);
+  EXPECT_NE(a, b);
+}
+
+TEST(Random, BytesFillBuffer) {
+  uint8_t a[32] = {};
+  uint8_t b[32] = {};
+  random_bytes(a, sizeof a);
+  random_bytes(b, sizeof b);
+  EXPECT_NE(std::string(reinterpret_cast<char*>(a), sizeof a),
+            std::string(reinterpret_cast<char*>(b), sizeof b));
+}
+
+}  // namespace
+}  // namespace tg::crypto
