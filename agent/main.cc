@@ -1,9 +1,12 @@
 // tokengo-agent: entry point. Parses the command line and dispatches; the
 // agent's work lives in the modules beside this file.
 #include <cstdio>
+#include <string>
 #include <vector>
 
+#include "agent/config.h"
 #include "shared/cli/args.h"
+#include "shared/cli/check_config.h"
 #include "shared/cli/keys.h"
 #include "shared/core/version.h"
 
@@ -20,6 +23,7 @@ std::vector<tg::cli::Command> commands() {
       tg::cli::keygen_command("create the agent's Ed25519 identity key (mode 0600; default "
                               "agent.key) and print its public key"),
       tg::cli::pubkey_command(),
+      tg::cli::check_config_command(tg::agent::kDefaultConfigPath),
   };
 }
 
@@ -44,5 +48,9 @@ int main(int argc, char** argv) {
   }
   if (args.command == "keygen") return tg::cli::run_keygen(args, kDefaultKey);
   if (args.command == "pubkey") return tg::cli::run_pubkey(args, kDefaultKey);
+  if (args.command == "check-config") {
+    const std::string path = args.get("config", tg::agent::kDefaultConfigPath);
+    return tg::cli::report_config(path, tg::agent::load(path).errors);
+  }
   return 2;
 }

@@ -130,4 +130,34 @@ Result<Url> parse_url(std::string_view text) {
   return url;
 }
 
+Result<HostPort> parse_listen_address(std::string_view text, bool allow_port_zero) {
+  auto fail = [&](const std::string& why) -> Status {
+    return error(Errc::parse, "address '" + echo(text) + "': " + why);
+  };
+  HostPort hp;
+  size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) return fail("expected host:port, e.g. 0.0.0.0:8443");
+  std::string_view host = text.substr(0, colon);
+  std::string_view port = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.empty() || host.size() > 45) return fail("expected a numeric IP address before the port");
+  hp.host = std::string(host);
+  unsigned char addr[16];
+  if (uv_inet_pton(AF_INET, hp.host.c_str(), addr) != 0 &&
+      uv_inet_pton(AF_INET6, hp.host.c_str(), addr) != 0) {
+    return fail("'" + echo(host) + "' is not a numeric IP address");
+  }
+  if (port.empty() || port.size() > 5) return fail("port must be 0..65535");
+  uint32_t n = 0;
+  for (char c : port) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) return fail("port is not a number");
+    n = n * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (n > 65535 || (n == 0 && !allow_port_zero)) {
+    return fail(allow_port_zero ? "port must be 0..65535" : "port must be 1..65535");
+  }
+  hp.port = static_cast<uint16_t>(n);
+  return hp;
+}
+
 }  // namespace tg::net

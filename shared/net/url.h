@@ -28,4 +28,12 @@ struct Url {
 // Errors name what is wrong: "url 'wss://h:99999/': port must be 1..65535".
 Result<Url> parse_url(std::string_view text);
 
+// A numeric listen address: "0.0.0.0:8443", "127.0.0.1:0", "[::]:8443".
+struct HostPort {
+  std::string host;  // numeric address, without brackets
+  uint16_t port = 0;
+};
+// `allow_port_zero` admits port 0 (an ephemeral port, for tests).
+Result<HostPort> parse_listen_address(std::string_view text, bool allow_port_zero = true);
+
 }  // namespace tg::net

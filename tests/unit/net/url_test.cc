@@ -65,5 +65,27 @@ TEST(Url, ControlBytesAreNotEchoed) {
   EXPECT_EQ(s.find('\n'), std::string::npos);
 }
 
+TEST(ListenAddress, Forms) {
+  auto a = parse_listen_address("0.0.0.0:8443");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->host, "0.0.0.0");
+  EXPECT_EQ(a->port, 8443);
+  auto b = parse_listen_address("[::]:0");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->host, "::");
+  EXPECT_EQ(b->port, 0);
+}
+
+TEST(ListenAddress, Errors) {
+  auto msg = [](const char* t, bool zero = true) {
+    return parse_listen_address(t, zero).status().message();
+  };
+  EXPECT_EQ(msg("8443"), "address '8443': expected host:port, e.g. 0.0.0.0:8443");
+  EXPECT_EQ(msg("hub.local:8443"), "address 'hub.local:8443': 'hub.local' is not a numeric IP address");
+  EXPECT_EQ(msg("0.0.0.0:65536"), "address '0.0.0.0:65536': port must be 0..65535");
+  EXPECT_EQ(msg("0.0.0.0:0", false), "address '0.0.0.0:0': port must be 1..65535");
+  EXPECT_EQ(msg("0.0.0.0:x"), "address '0.0.0.0:x': port is not a number");
+}
+
 }  // namespace
 }  // namespace tg::net

@@ -1,0 +1,190 @@
+#include "agent/config.h"
+
+#include <set>
+
+#include "shared/tls/pin.h"
+
+namespace tg::agent {
+namespace {
+
+using config::Key;
+using config::Type;
+
+constexpr int64_t kHour = 3600 * 1000;
+
+bool valid_model_name(std::string_view m) {
+  if (m.empty() || m.size() > kMaxModelNameBytes) return false;
+  for (char c : m) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-' || c == ':' || c == '/' || c == '@';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Splits "a, b ,c" into trimmed items; empty items are kept (and rejected later).
+std::vector<std::string> split_list(std::string_view text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    size_t comma = text.find(',', start);
+    std::string_view item = text.substr(start, comma == std::string_view::npos ? text.npos : comma - start);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    out.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::string resolve(const std::string& config_file, std::string_view path) {
+  if (path.empty() || path[0] == '/') return std::string(path);
+  size_t slash = config_file.rfind('/');
+  if (slash == std::string::npos) return std::string(path);
+  return config_file.substr(0, slash + 1) + std::string(path);
+}
+
+config::Schema make_schema() {
+  config::Schema s;
+  s.sections.push_back({"", false, false, {
+      Key{"hub", Type::string, nullptr, 0, 0, nullptr,
+          "the hub's tunnel address, wss://host:port/path"},
+      Key{"hub_pin", Type::string, nullptr, 0, 0, nullptr,
+          "the hub's public-key pin, sha256/<base64>, as printed by 'tokengo-hub cert'"},
+      Key{"identity_key", Type::string, "agent.key", 0, 0, nullptr,
+          "this agent's Ed25519 key file (mode 0600), made by 'tokengo-agent keygen'"},
+      Key{"enroll_token", Type::secret, "", 0, 0, nullptr,
+          "one-time token from 'tokengo-hub enroll', presented once to bind the key"},
+      Key{"ca_file", Type::string, "/etc/ssl/certs/ca-certificates.crt", 0, 0, nullptr,
+          "CA bundle used to verify vendors"},
+      Key{"log_level", Type::choice, "info", 0, 0, "debug|info|warn|error", nullptr},
+  }});
+  s.sections.push_back({"tunnel", false, false, {
+      Key{"connect_timeout", Type::duration, "10s", 100, kHour, nullptr, nullptr},
+      Key{"backoff_min", Type::duration, "500ms", 10, kHour, nullptr, nullptr},
+      Key{"backoff_max", Type::duration, "60s", 10, kHour, nullptr, nullptr},
+      Key{"backoff_reset_after", Type::duration, "60s", 0, 24 * kHour, nullptr, nullptr},
+      Key{"tcp_keepalive", Type::duration, "30s", 1000, kHour, nullptr, nullptr},
+      Key{"tcp_user_timeout", Type::duration, "45s", 0, kHour, nullptr, nullptr},
+      Key{"drain_timeout", Type::duration, "30s", 0, kHour, nullptr, nullptr},
+  }});
+  s.sections.push_back({"provider", true, true, {
+      Key{"type", Type::choice, nullptr, 0, 0, "openai|anthropic|deepseek|azure|local", nullptr},
+      Key{"api_key", Type::secret, "", 0, 0, nullptr, "the vendor key (not needed for local)"},
+      Key{"models", Type::string, nullptr, 0, 0, nullptr, "comma-separated model names"},
+      Key{"max_parallel", Type::integer, "4", 1, 256, nullptr, nullptr},
+  }});
+  return s;
+}
+
+LoadResult finish(config::ParseResult parsed) {
+  LoadResult out;
+  if (!parsed.config) {
+    out.errors = std::move(parsed.errors);
+    return out;
+  }
+  const config::Config& c = *parsed.config;
+  // A cross-field error, placed where the key was written (else its section).
+  auto err = [&](const config::Section& sec, std::string_view key, std::string msg) {
+    config::Diagnostic d;
+    d.file = c.file();
+    d.line = sec.line_of(key) ? sec.line_of(key) : sec.line();
+    d.message = std::move(msg);
+    out.errors.push_back(std::move(d));
+  };
+
+  AgentConfig a;
+  a.file = c.file();
+  const config::Section& g = c.global();
+  auto hub = net::parse_url(g.str("hub"));
+  if (!hub.ok()) {
+    err(g, "hub", "hub: " + hub.status().message());
+  } else if (hub->scheme != "wss") {
+    err(g, "hub", "hub: must be a wss:// address (the tunnel always uses TLS)");
+  } else {
+    a.hub = *hub;
+  }
+  a.hub_pin = std::string(g.str("hub_pin"));
+  if (Status s = tls::check_pin(a.hub_pin); !s.ok()) err(g, "hub_pin", "hub_pin: " + s.message());
+  a.identity_key = resolve(c.file(), g.str("identity_key"));
+  a.enroll_token = Secret(g.secret("enroll_token").reveal());
+  a.ca_file = std::string(g.str("ca_file"));
+  a.log_level = std::string(g.str("log_level"));
+
+  const config::Section& t = *c.section("tunnel");
+  a.tunnel.connect_timeout_ms = t.duration_ms("connect_timeout");
+  a.tunnel.backoff_min_ms = t.duration_ms("backoff_min");
+  a.tunnel.backoff_max_ms = t.duration_ms("backoff_max");
+  a.tunnel.backoff_reset_after_ms = t.duration_ms("backoff_reset_after");
+  a.tunnel.tcp_keepalive_ms = t.duration_ms("tcp_keepalive");
+  a.tunnel.tcp_user_timeout_ms = t.duration_ms("tcp_user_timeout");
+  a.tunnel.drain_timeout_ms = t.duration_ms("drain_timeout");
+  if (a.tunnel.backoff_max_ms < a.tunnel.backoff_min_ms) {
+    err(t, "backoff_max", "backoff_max must be at least backoff_min");
+  }
+
+  std::set<std::string> seen;
+  for (const config::Section* p : c.sections("provider")) {
+    ProviderConfig pc;
+    pc.name = p->name();
+    pc.type = std::string(p->str("type"));
+    pc.api_key = Secret(p->secret("api_key").reveal());
+    pc.max_parallel = static_cast<int>(p->integer("max_parallel"));
+    if (pc.type != "local" && pc.api_key.empty()) {
+      err(*p, "api_key", p->label() + ": api_key is required for type " + pc.type);
+    }
+    for (std::string& m : split_list(p->str("models"))) {
+      if (!valid_model_name(m)) {
+        err(*p, "models", p->label() + ": bad model name '" + m.substr(0, 64) +
+                              "' (1..128 of A-Z a-z 0-9 . _ - : / @)");
+      } else if (!seen.insert(m).second) {
+        err(*p, "models", p->label() + ": model '" + m + "' is already served by another provider");
+      } else {
+        pc.models.push_back(std::move(m));
+      }
+    }
+    a.providers.push_back(std::move(pc));
+  }
+  if (a.providers.empty()) {
+    config::Diagnostic d;
+    d.file = c.file();
+    d.message = "no [provider NAME] section: the agent must serve at least one provider";
+    out.errors.push_back(std::move(d));
+  }
+  if (seen.size() > kMaxModelsPerAgent) {
+    config::Diagnostic d;
+    d.file = c.file();
+    d.message = "more than " + std::to_string(kMaxModelsPerAgent) + " models in all";
+    out.errors.push_back(std::move(d));
+  }
+  if (out.errors.empty()) out.config = std::move(a);
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> AgentConfig::models() const {
+  std::vector<std::string> out;
+  for (const auto& p : providers) out.insert(out.end(), p.models.begin(), p.models.end());
+  return out;
+}
+
+int AgentConfig::max_parallel() const {
+  int n = 0;
+  for (const auto& p : providers) n += p.max_parallel;
+  return n;
+}
+
+const config::Schema& schema() {
+  static const config::Schema s = make_schema();
+  return s;
+}
+
+LoadResult load(const std::string& path) { return finish(config::load(path, schema())); }
+
+LoadResult parse(std::string_view text, const std::string& file_name) {
+  return finish(config::parse(text, file_name, schema()));
+}
+
+}  // namespace tg::agent

@@ -1,0 +1,65 @@
+// agent.conf: the schema (one row per key, with type, range and default),
+// the typed AgentConfig built from it, and the cross-field checks. Relative
+// paths in the file are resolved against the file's own directory.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "shared/config/config.h"
+#include "shared/core/secret.h"
+#include "shared/net/url.h"
+
+namespace tg::agent {
+
+constexpr const char* kDefaultConfigPath = "/etc/tokengo/agent.conf";
+constexpr size_t kMaxModelsPerAgent = 256;
+constexpr size_t kMaxModelNameBytes = 128;
+
+struct ProviderConfig {
+  std::string name;                 // [provider NAME]
+  std::string type;                 // openai | anthropic | deepseek | azure | local
+  Secret api_key;                   // empty only for local
+  std::vector<std::string> models;  // exposed names (= vendor model names)
+  int max_parallel = 4;
+};
+
+struct TunnelConfig {
+  uint64_t connect_timeout_ms;      // TCP + TLS + WebSocket handshake
+  uint64_t backoff_min_ms;          // first reconnect delay cap
+  uint64_t backoff_max_ms;          // reconnect delay ceiling
+  uint64_t backoff_reset_after_ms;  // tunnel up this long -> back-off starts over
+  uint64_t tcp_keepalive_ms;
+  uint64_t tcp_user_timeout_ms;
+  uint64_t drain_timeout_ms;        // SIGTERM: time for in-flight requests
+};
+
+struct AgentConfig {
+  std::string file;
+  net::Url hub;                // wss://host:port/path
+  std::string hub_pin;         // sha256/<base64>
+  std::string identity_key;    // path, resolved
+  Secret enroll_token;         // empty: the key must be approved by the operator
+  std::string ca_file;         // for vendors (used from the passthrough on)
+  std::string log_level;
+  TunnelConfig tunnel;
+  std::vector<ProviderConfig> providers;
+
+  // Every exposed model name, in provider order, without duplicates.
+  std::vector<std::string> models() const;
+  // Sum of providers' max_parallel.
+  int max_parallel() const;
+};
+
+const config::Schema& schema();
+
+struct LoadResult {
+  std::optional<AgentConfig> config;
+  std::vector<config::Diagnostic> errors;
+};
+LoadResult load(const std::string& path);
+LoadResult parse(std::string_view text, const std::string& file_name);
+
+}  // namespace tg::agent

@@ -1,0 +1,119 @@
+#include "hub/config.h"
+
+namespace tg::hub {
+namespace {
+
+using config::Key;
+using config::Type;
+
+constexpr int64_t kHour = 3600 * 1000;
+constexpr int64_t kMiB = 1024 * 1024;
+
+std::string resolve(const std::string& config_file, std::string_view path) {
+  if (path.empty() || path[0] == '/') return std::string(path);
+  size_t slash = config_file.rfind('/');
+  if (slash == std::string::npos) return std::string(path);
+  return config_file.substr(0, slash + 1) + std::string(path);
+}
+
+config::Schema make_schema() {
+  config::Schema s;
+  s.sections.push_back({"", false, false, {
+      Key{"agent_listen", Type::string, "0.0.0.0:8443", 0, 0, nullptr,
+          "address:port for agent tunnels (TLS + WebSocket)"},
+      Key{"tls_cert", Type::string, "hub.crt", 0, 0, nullptr,
+          "certificate file; created with tls_key on first start if absent"},
+      Key{"tls_key", Type::string, "hub-tls.key", 0, 0, nullptr, "private key file (mode 0600)"},
+      Key{"tls_name", Type::string, "", 0, 0, nullptr,
+          "name in a created certificate; empty: this host's name"},
+      Key{"database", Type::string, "tokengo-hub.db", 0, 0, nullptr, "SQLite database (WAL)"},
+      Key{"log_level", Type::choice, "info", 0, 0, "debug|info|warn|error", nullptr},
+  }});
+  s.sections.push_back({"tunnel", false, false, {
+      Key{"path", Type::string, "/tunnel", 0, 0, nullptr, nullptr},
+      Key{"heartbeat", Type::duration, "15s", 50, kHour, nullptr, nullptr},
+      Key{"dead_after", Type::integer, "3", 1, 100, nullptr, nullptr},
+      Key{"auth_timeout", Type::duration, "10s", 100, kHour, nullptr, nullptr},
+      Key{"handshake_rate", Type::integer, "200", 1, 1000000, nullptr, nullptr},
+      Key{"handshake_burst", Type::integer, "400", 1, 1000000, nullptr, nullptr},
+      Key{"max_tunnels", Type::integer, "20000", 1, 1000000, nullptr, nullptr},
+      Key{"max_streams", Type::integer, "64", 1, 4096, nullptr, nullptr},
+      Key{"window", Type::size, "256KiB", 16 * 1024, 64 * kMiB, nullptr, nullptr},
+      Key{"write_high_water", Type::size, "1MiB", 64 * 1024, 256 * kMiB, nullptr, nullptr},
+      Key{"drain_timeout", Type::duration, "30s", 0, kHour, nullptr, nullptr},
+      Key{"goaway_spread", Type::duration, "10s", 0, kHour, nullptr, nullptr},
+      Key{"events_poll", Type::duration, "250ms", 10, 60 * 1000, nullptr, nullptr},
+      Key{"tcp_keepalive", Type::duration, "30s", 1000, kHour, nullptr, nullptr},
+      Key{"tcp_user_timeout", Type::duration, "45s", 0, kHour, nullptr, nullptr},
+  }});
+  return s;
+}
+
+LoadResult finish(config::ParseResult parsed) {
+  LoadResult out;
+  if (!parsed.config) {
+    out.errors = std::move(parsed.errors);
+    return out;
+  }
+  const config::Config& c = *parsed.config;
+  auto err = [&](const config::Section& sec, std::string_view key, std::string msg) {
+    config::Diagnostic d;
+    d.file = c.file();
+    d.line = sec.line_of(key) ? sec.line_of(key) : sec.line();
+    d.message = std::move(msg);
+    out.errors.push_back(std::move(d));
+  };
+
+  HubConfig h;
+  h.file = c.file();
+  const config::Section& g = c.global();
+  auto listen = net::parse_listen_address(g.str("agent_listen"));
+  if (!listen.ok()) err(g, "agent_listen", "agent_listen: " + listen.status().message());
+  else h.agent_listen = *listen;
+  h.tls_cert = resolve(c.file(), g.str("tls_cert"));
+  h.tls_key = resolve(c.file(), g.str("tls_key"));
+  h.tls_name = std::string(g.str("tls_name"));
+  h.database = resolve(c.file(), g.str("database"));
+  h.log_level = std::string(g.str("log_level"));
+
+  const config::Section& t = *c.section("tunnel");
+  TunnelSettings& ts = h.tunnel;
+  ts.path = std::string(t.str("path"));
+  if (ts.path.empty() || ts.path[0] != '/' || ts.path.size() > 256) {
+    err(t, "path", "path must start with '/' (at most 256 bytes), got '" + ts.path.substr(0, 64) + "'");
+  }
+  ts.heartbeat_ms = t.duration_ms("heartbeat");
+  ts.dead_after = static_cast<uint32_t>(t.integer("dead_after"));
+  ts.auth_timeout_ms = t.duration_ms("auth_timeout");
+  ts.handshake_rate = static_cast<uint32_t>(t.integer("handshake_rate"));
+  ts.handshake_burst = static_cast<uint32_t>(t.integer("handshake_burst"));
+  ts.max_tunnels = static_cast<uint32_t>(t.integer("max_tunnels"));
+  ts.max_streams = static_cast<uint32_t>(t.integer("max_streams"));
+  ts.window_bytes = t.size("window");
+  ts.write_high_water = t.size("write_high_water");
+  ts.drain_timeout_ms = t.duration_ms("drain_timeout");
+  ts.goaway_spread_ms = t.duration_ms("goaway_spread");
+  ts.events_poll_ms = t.duration_ms("events_poll");
+  ts.tcp_keepalive_ms = t.duration_ms("tcp_keepalive");
+  ts.tcp_user_timeout_ms = t.duration_ms("tcp_user_timeout");
+  if (ts.handshake_burst < ts.handshake_rate) {
+    err(t, "handshake_burst", "handshake_burst must be at least handshake_rate");
+  }
+  if (out.errors.empty()) out.config = std::move(h);
+  return out;
+}
+
+}  // namespace
+
+const config::Schema& schema() {
+  static const config::Schema s = make_schema();
+  return s;
+}
+
+LoadResult load(const std::string& path) { return finish(config::load(path, schema())); }
+
+LoadResult parse(std::string_view text, const std::string& file_name) {
+  return finish(config::parse(text, file_name, schema()));
+}
+
+}  // namespace tg::hub

@@ -1,0 +1,336 @@
+#include "shared/sqlite/db.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+namespace tg::sqlite {
+namespace {
+
+constexpr size_t kSqlEcho = 60;  // bytes of SQL quoted in an error message
+
+Errc errc_of(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return Errc::timeout;
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_RANGE:
+    case SQLITE_TOOBIG: return Errc::invalid_argument;
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+    case SQLITE_READONLY: return Errc::permission;
+    case SQLITE_CANTOPEN:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_PROTOCOL: return Errc::io;
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT: return Errc::parse;
+    default: return Errc::internal;
+  }
+}
+
+std::string echo(std::string_view sql) {
+  while (!sql.empty() && (sql.front() == ' ' || sql.front() == '\n')) sql.remove_prefix(1);
+  std::string out(sql.substr(0, kSqlEcho));
+  for (char& c : out) {
+    if (c == '\n' || c == '\t') c = ' ';
+  }
+  if (sql.size() > kSqlEcho) out += "...";
+  return out;
+}
+
+// Creates `path` with mode 0600 if it does not exist, so SQLite (and its -wal
+// and -shm files, which copy the database file's mode) never use 0644.
+Status create_private(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    ::close(fd);
+    return Status::success();
+  }
+  if (errno == EEXIST) return Status::success();
+  return error(Errc::io, "sqlite: cannot create database '" + path + "': " + std::strerror(errno));
+}
+
+}  // namespace
+
+// ---- Db ----
+
+Result<Db> Db::open(const std::string& path, const OpenOptions& options) {
+  if (path.empty()) return error(Errc::invalid_argument, "sqlite: empty database path");
+  if (options.create) {
+    TG_TRY(create_private(path));
+  } else if (::access(path.c_str(), F_OK) != 0) {
+    return error(Errc::not_found, "sqlite: database '" + path + "' does not exist");
+  }
+  Db db;
+  db.path_ = path;
+  int rc = sqlite3_open_v2(path.c_str(), &db.db_,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    Status s = db.db_ ? db.error_of(rc, "open", "")
+                      : error(Errc::internal, "sqlite: open '" + path + "': out of memory");
+    return s;
+  }
+  sqlite3_extended_result_codes(db.db_, 1);
+  rc = sqlite3_busy_timeout(db.db_, options.busy_timeout_ms);
+  if (rc != SQLITE_OK) return db.error_of(rc, "busy_timeout", "");
+
+  // journal_mode answers with the mode in force: anything but "wal" means the
+  // file cannot be shared safely with another process.
+  auto mode = db.prepare("PRAGMA journal_mode=WAL");
+  if (!mode.ok()) return mode.status();
+  auto step = mode->step();
+  if (!step.ok()) return step.status();
+  std::string got = *step == Step::row ? mode->column_text(0) : "";
+  if (got != "wal") {
+    return error(Errc::io, "sqlite: database '" + path + "' cannot use WAL mode (journal_mode is '" +
+                               got + "')");
+  }
+  mode = Stmt();
+  TG_TRY(db.exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"));
+  return db;
+}
+
+Db::~Db() {
+  if (db_) sqlite3_close_v2(db_);
+}
+
+Db::Db(Db&& other) noexcept
+    : db_(std::exchange(other.db_, nullptr)), path_(std::move(other.path_)) {}
+
+Db& Db::operator=(Db&& other) noexcept {
+  if (this != &other) {
+    if (db_) sqlite3_close_v2(db_);
+    db_ = std::exchange(other.db_, nullptr);
+    path_ = std::move(other.path_);
+  }
+  return *this;
+}
+
+Status Db::error_of(int rc, const char* op, std::string_view sql) const {
+  std::string msg = std::string("sqlite: ") + op;
+  if (!sql.empty()) msg += " '" + echo(sql) + "'";
+  msg += " on '" + path_ + "': ";
+  msg += db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+  return error(errc_of(rc), std::move(msg));
+}
+
+Status Db::exec(std::string_view sql) {
+  if (!db_) return error(Errc::invalid_argument, "sqlite: exec on a closed database");
+  if (sql.size() > kMaxSqlBytes) return error(Errc::limit, "sqlite: exec: SQL text too long");
+  std::string text(sql);  // sqlite3_exec needs a terminated string
+  int rc = sqlite3_exec(db_, text.c_str(), nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return error_of(rc, "exec", sql);
+  return Status::success();
+}
+
+Result<Stmt> Db::prepare(std::string_view sql) {
+  if (!db_) return error(Errc::invalid_argument, "sqlite: prepare on a closed database");
+  if (sql.size() > kMaxSqlBytes) return error(Errc::limit, "sqlite: prepare: SQL text too long");
+  sqlite3_stmt* raw = nullptr;
+  const char* tail = nullptr;
+  int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &raw, &tail);
+  if (rc != SQLITE_OK) {
+    sqlite3_finalize(raw);
+    return error_of(rc, "prepare", sql);
+  }
+  Stmt stmt(raw);
+  if (!raw) return error(Errc::invalid_argument, "sqlite: prepare '" + echo(sql) + "': no statement");
+  for (const char* p = tail; p && p < sql.data() + sql.size(); ++p) {
+    if (*p != ' ' && *p != '\n' && *p != '\t' && *p != '\r' && *p != ';') {
+      return error(Errc::invalid_argument,
+                   "sqlite: prepare '" + echo(sql) + "': more than one statement");
+    }
+  }
+  return stmt;
+}
+
+int64_t Db::changes() const noexcept { return db_ ? sqlite3_changes(db_) : 0; }
+
+int64_t Db::last_insert_rowid() const noexcept {
+  return db_ ? sqlite3_last_insert_rowid(db_) : 0;
+}
+
+Result<int64_t> Db::user_version() {
+  auto stmt = prepare("PRAGMA user_version");
+  if (!stmt.ok()) return stmt.status();
+  auto step = stmt->step();
+  if (!step.ok()) return step.status();
+  if (*step != Step::row) return error(Errc::internal, "sqlite: PRAGMA user_version gave no row");
+  return stmt->column_int64(0);
+}
+
+// ---- Stmt ----
+
+Stmt::~Stmt() { sqlite3_finalize(stmt_); }
+
+Stmt::Stmt(Stmt&& other) noexcept : stmt_(std::exchange(other.stmt_, nullptr)) {}
+
+Stmt& Stmt::operator=(Stmt&& other) noexcept {
+  if (this != &other) {
+    sqlite3_finalize(stmt_);
+    stmt_ = std::exchange(other.stmt_, nullptr);
+  }
+  return *this;
+}
+
+Status Stmt::error_of(int rc, const char* op) const {
+  std::string msg = std::string("sqlite: ") + op;
+  if (!stmt_) return error(Errc::invalid_argument, msg + ": statement is not prepared");
+  const char* sql = sqlite3_sql(stmt_);
+  sqlite3* db = sqlite3_db_handle(stmt_);
+  if (sql) msg += " '" + echo(sql) + "'";
+  if (const char* file = sqlite3_db_filename(db, "main"); file && *file) {
+    msg += std::string(" on '") + file + "'";
+  }
+  msg += ": ";
+  msg += sqlite3_errmsg(db);
+  return error(errc_of(rc), std::move(msg));
+}
+
+Status Stmt::bind_int64(int index, int64_t value) {
+  if (!stmt_) return error_of(SQLITE_MISUSE, "bind");
+  int rc = sqlite3_bind_int64(stmt_, index, value);
+  return rc == SQLITE_OK ? Status::success() : error_of(rc, "bind");
+}
+
+Status Stmt::bind_text(int index, std::string_view text) {
+  if (!stmt_) return error_of(SQLITE_MISUSE, "bind");
+  int rc = sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_TRANSIENT,
+                               SQLITE_UTF8);
+  return rc == SQLITE_OK ? Status::success() : error_of(rc, "bind");
+}
+
+Status Stmt::bind_blob(int index, std::string_view bytes) {
+  if (!stmt_) return error_of(SQLITE_MISUSE, "bind");
+  int rc = sqlite3_bind_blob64(stmt_, index, bytes.data(), bytes.size(), SQLITE_TRANSIENT);
+  return rc == SQLITE_OK ? Status::success() : error_of(rc, "bind");
+}
+
+Status Stmt::bind_null(int index) {
+  if (!stmt_) return error_of(SQLITE_MISUSE, "bind");
+  int rc = sqlite3_bind_null(stmt_, index);
+  return rc == SQLITE_OK ? Status::success() : error_of(rc, "bind");
+}
+
+Result<Step> Stmt::step() {
+  if (!stmt_) return error_of(SQLITE_MISUSE, "step");
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return Step::row;
+  if (rc == SQLITE_DONE) return Step::done;
+  Status s = error_of(rc, "step");
+  sqlite3_reset(stmt_);  // leaves the statement reusable after a failure
+  return s;
+}
+
+Status Stmt::run() {
+  for (;;) {
+    auto s = step();
+    if (!s.ok()) return s.status();
+    if (*s == Step::done) return Status::success();
+  }
+}
+
+int Stmt::column_count() const noexcept { return stmt_ ? sqlite3_column_count(stmt_) : 0; }
+
+bool Stmt::column_is_null(int index) const noexcept {
+  return !stmt_ || sqlite3_column_type(stmt_, index) == SQLITE_NULL;
+}
+
+int64_t Stmt::column_int64(int index) const noexcept {
+  return stmt_ ? sqlite3_column_int64(stmt_, index) : 0;
+}
+
+std::string Stmt::column_text(int index) const {
+  if (!stmt_) return {};
+  const unsigned char* p = sqlite3_column_text(stmt_, index);
+  int n = sqlite3_column_bytes(stmt_, index);
+  if (!p || n <= 0) return {};
+  return std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
+}
+
+std::string Stmt::column_blob(int index) const {
+  if (!stmt_) return {};
+  const void* p = sqlite3_column_blob(stmt_, index);
+  int n = sqlite3_column_bytes(stmt_, index);
+  if (!p || n <= 0) return {};
+  return std::string(static_cast<const char*>(p), static_cast<size_t>(n));
+}
+
+Status Stmt::reset() {
+  if (!stmt_) return error_of(SQLITE_MISUSE, "reset");
+  sqlite3_reset(stmt_);  // its code repeats the last step's error, already reported
+  sqlite3_clear_bindings(stmt_);
+  return Status::success();
+}
+
+// ---- Tx ----
+
+Result<Tx> Tx::begin(Db& db) {
+  TG_TRY(db.exec("BEGIN IMMEDIATE"));
+  return Tx(&db);
+}
+
+Tx::~Tx() { rollback(); }
+
+Tx::Tx(Tx&& other) noexcept : db_(std::exchange(other.db_, nullptr)) {}
+
+Status Tx::commit() {
+  if (!db_) return error(Errc::invalid_argument, "sqlite: commit of a finished transaction");
+  Status s = db_->exec("COMMIT");
+  if (!s.ok()) {
+    rollback();
+    return s;
+  }
+  db_ = nullptr;
+  return Status::success();
+}
+
+void Tx::rollback() noexcept {
+  if (!db_) return;
+  Db* db = std::exchange(db_, nullptr);
+  // Fails only if SQLite already rolled back on its own (e.g. after SQLITE_FULL).
+  if (sqlite3_get_autocommit(db->handle()) == 0) {
+    sqlite3_exec(db->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+}
+
+// ---- migrations ----
+
+Status migrate(Db& db, const std::vector<std::string_view>& migrations) {
+  const auto target = static_cast<int64_t>(migrations.size());
+  // Up to date (the usual case): answer without taking the write lock.
+  auto current = db.user_version();
+  if (!current.ok()) return current.status();
+  if (*current == target) return Status::success();
+  for (;;) {
+    auto tx = Tx::begin(db);
+    if (!tx.ok()) return tx.status();
+    auto version = db.user_version();
+    if (!version.ok()) return version.status();
+    if (*version > target) {
+      return error(Errc::invalid_argument,
+                   "sqlite: database '" + db.path() + "' has schema version " +
+                       std::to_string(*version) + ", newer than this program's " +
+                       std::to_string(target) + "; upgrade the program");
+    }
+    if (*version < 0) {
+      return error(Errc::parse, "sqlite: database '" + db.path() + "' has a negative schema version");
+    }
+    if (*version == target) return Status::success();  // ~Tx ends the empty transaction
+    const auto index = static_cast<size_t>(*version);
+    Status s = db.exec(migrations[index]);
+    if (!s.ok()) {
+      return error(s.code(), "migration " + std::to_string(index + 1) + ": " + s.message());
+    }
+    TG_TRY(db.exec("PRAGMA user_version=" + std::to_string(index + 1)));
+    TG_TRY(tx->commit());
+  }
+}
+
+}  // namespace tg::sqlite

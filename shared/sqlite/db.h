@@ -1,0 +1,139 @@
+// SQLite3, thinly wrapped: a connection (Db) opened in WAL mode with a busy
+// timeout so several processes can share one file, prepared statements (Stmt),
+// IMMEDIATE transactions that roll back unless committed (Tx), and schema
+// migrations keyed on PRAGMA user_version. Errors are Status values naming the
+// operation, the SQL and SQLite's message. No threads, no caching, no exceptions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shared/core/status.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace tg::sqlite {
+
+inline constexpr int kDefaultBusyTimeoutMs = 5000;
+inline constexpr size_t kMaxSqlBytes = 64 * 1024;  // one statement or script
+
+struct OpenOptions {
+  bool create = true;      // create a missing file (mode 0600); false: missing is not_found
+  int busy_timeout_ms = kDefaultBusyTimeoutMs;  // how long a locked database is waited for
+};
+
+class Stmt;
+
+// One connection. Move-only; every Stmt prepared on it must be destroyed
+// before it. Use from one thread at a time.
+class Db {
+ public:
+  // Opens (or creates, with mode 0600) the database file `path` and sets
+  // journal_mode=WAL, synchronous=NORMAL, foreign_keys=ON and the busy timeout.
+  // The -wal and -shm files SQLite creates inherit the file's mode.
+  static Result<Db> open(const std::string& path, const OpenOptions& options = {});
+
+  Db() = default;
+  ~Db();
+  Db(Db&& other) noexcept;
+  Db& operator=(Db&& other) noexcept;
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+
+  bool is_open() const noexcept { return db_ != nullptr; }
+  const std::string& path() const noexcept { return path_; }
+
+  // Runs one or more statements that return no rows we need (DDL, PRAGMA).
+  Status exec(std::string_view sql);
+  // Compiles exactly one statement; trailing text other than whitespace or
+  // a ';' is an error (no silently ignored second statement).
+  Result<Stmt> prepare(std::string_view sql);
+
+  // Rows changed by the last INSERT/UPDATE/DELETE on this connection.
+  int64_t changes() const noexcept;
+  int64_t last_insert_rowid() const noexcept;
+  // PRAGMA user_version.
+  Result<int64_t> user_version();
+
+  sqlite3* handle() const noexcept { return db_; }
+
+ private:
+  Status error_of(int rc, const char* op, std::string_view sql) const;
+  sqlite3* db_ = nullptr;
+  std::string path_;
+};
+
+enum class Step { row, done };
+
+// One prepared statement. Bind indexes start at 1, column indexes at 0 (as
+// in SQLite). Text and blobs are copied when bound. Move-only.
+class Stmt {
+ public:
+  Stmt() = default;
+  ~Stmt();
+  Stmt(Stmt&& other) noexcept;
+  Stmt& operator=(Stmt&& other) noexcept;
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  Status bind_int64(int index, int64_t value);
+  Status bind_text(int index, std::string_view text);
+  Status bind_blob(int index, std::string_view bytes);
+  Status bind_null(int index);
+
+  // Advances: Step::row when a row is available to the column getters,
+  // Step::done when the statement has finished. A locked database is waited
+  // for up to the busy timeout, then fails with Errc::timeout.
+  Result<Step> step();
+  // Runs the statement to completion, ignoring rows (INSERT/UPDATE/DELETE).
+  Status run();
+
+  int column_count() const noexcept;
+  bool column_is_null(int index) const noexcept;
+  int64_t column_int64(int index) const noexcept;         // NULL reads as 0
+  std::string column_text(int index) const;               // NULL reads as ""
+  std::string column_blob(int index) const;               // NULL reads as ""
+
+  // Makes the statement runnable again and clears every binding.
+  Status reset();
+
+ private:
+  friend class Db;
+  explicit Stmt(sqlite3_stmt* stmt) noexcept : stmt_(stmt) {}
+  Status error_of(int rc, const char* op) const;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// BEGIN IMMEDIATE ... COMMIT. Takes the write lock at begin (waiting up to the
+// busy timeout), so a read-then-write inside it never fails with a stale
+// snapshot. Rolls back in the destructor unless commit() succeeded. The Db
+// must outlive the Tx.
+class Tx {
+ public:
+  static Result<Tx> begin(Db& db);
+  ~Tx();
+  Tx(Tx&& other) noexcept;
+  Tx& operator=(Tx&& other) = delete;
+  Tx(const Tx&) = delete;
+  Tx& operator=(const Tx&) = delete;
+
+  Status commit();
+  // Ends the transaction now, discarding its changes (also done by ~Tx).
+  void rollback() noexcept;
+
+ private:
+  explicit Tx(Db* db) noexcept : db_(db) {}
+  Db* db_ = nullptr;  // null once committed or rolled back
+};
+
+// Brings the schema up to date: migrations[i] takes user_version i to i + 1.
+// Each pending migration runs in its own IMMEDIATE transaction together with
+// the user_version bump, so a failure leaves the previous version intact and
+// two processes migrating at once apply each step exactly once. A database
+// whose version is newer than migrations.size() is refused (Errc::invalid_argument).
+Status migrate(Db& db, const std::vector<std::string_view>& migrations);
+
+}  // namespace tg::sqlite

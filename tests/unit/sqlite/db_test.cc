@@ -1,0 +1,299 @@
+#include "shared/sqlite/db.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace tg::sqlite {
+namespace {
+
+// A fresh temporary directory per test, removed at the end.
+class SqliteTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/tg-sqlite-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/test.db";
+  }
+  void TearDown() override {
+    for (const char* suffix : {"", "-wal", "-shm"}) ::unlink((path_ + suffix).c_str());
+    ::rmdir(dir_.c_str());
+  }
+  Db open_db(int busy_ms = kDefaultBusyTimeoutMs) {
+    OpenOptions o;
+    o.busy_timeout_ms = busy_ms;
+    auto db = Db::open(path_, o);
+    EXPECT_TRUE(db.ok()) << db.status().to_string();
+    return db.ok() ? std::move(db).value() : Db();
+  }
+  int64_t count(Db& db, const char* table) {
+    auto st = db.prepare(std::string("SELECT count(*) FROM ") + table);
+    EXPECT_TRUE(st.ok()) << st.status().to_string();
+    if (!st.ok()) return -1;
+    auto r = st->step();
+    EXPECT_TRUE(r.ok() && *r == Step::row);
+    return st->column_int64(0);
+  }
+  std::string dir_;
+  std::string path_;
+};
+
+unsigned mode_of(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  return st.st_mode & 0777;
+}
+
+TEST_F(SqliteTest, OpenCreatesFileWithMode0600) {
+  Db db = open_db();
+  ASSERT_TRUE(db.is_open());
+  EXPECT_EQ(mode_of(path_), 0600u);
+}
+
+TEST_F(SqliteTest, WalAndShmFilesAreAlso0600) {
+  mode_t old = ::umask(0);
+  Db db = open_db();
+  ::umask(old);
+  ASSERT_TRUE(db.exec("CREATE TABLE t(x)").ok());
+  EXPECT_EQ(mode_of(path_ + "-wal"), 0600u);
+  EXPECT_EQ(mode_of(path_ + "-shm"), 0600u);
+}
+
+TEST_F(SqliteTest, OpenUsesWalForeignKeysAndNormalSync) {
+  Db db = open_db();
+  auto jm = db.prepare("PRAGMA journal_mode");
+  ASSERT_TRUE(jm.ok());
+  ASSERT_EQ(*jm->step(), Step::row);
+  EXPECT_EQ(jm->column_text(0), "wal");
+  auto fk = db.prepare("PRAGMA foreign_keys");
+  ASSERT_TRUE(fk.ok());
+  ASSERT_EQ(*fk->step(), Step::row);
+  EXPECT_EQ(fk->column_int64(0), 1);
+  auto sync = db.prepare("PRAGMA synchronous");
+  ASSERT_TRUE(sync.ok());
+  ASSERT_EQ(*sync->step(), Step::row);
+  EXPECT_EQ(sync->column_int64(0), 1);  // NORMAL
+}
+
+TEST_F(SqliteTest, OpenWithoutCreateRefusesMissingFile) {
+  OpenOptions o;
+  o.create = false;
+  auto db = Db::open(path_, o);
+  ASSERT_FALSE(db.ok());
+  EXPECT_EQ(db.status().code(), Errc::not_found);
+  EXPECT_NE(db.status().message().find(path_), std::string::npos);
+}
+
+TEST_F(SqliteTest, OpenRefusesAFileThatIsNotADatabase) {
+  FILE* f = std::fopen(path_.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fputs("this is not an sqlite database, not at all, no header here....\n", f);
+  std::fclose(f);
+  auto db = Db::open(path_);
+  ASSERT_FALSE(db.ok());
+  EXPECT_NE(db.status().message().find("not a database"), std::string::npos)
+      << db.status().message();
+}
+
+TEST_F(SqliteTest, BindStepAndColumnsRoundTrip) {
+  Db db = open_db();
+  ASSERT_TRUE(db.exec("CREATE TABLE t(i INTEGER, s TEXT, b BLOB, n)").ok());
+  auto ins = db.prepare("INSERT INTO t VALUES (?, ?, ?, ?)");
+  ASSERT_TRUE(ins.ok()) << ins.status().to_string();
+  ASSERT_TRUE(ins->bind_int64(1, INT64_MIN).ok());
+  ASSERT_TRUE(ins->bind_text(2, "h\xc3\xa9llo").ok());
+  ASSERT_TRUE(ins->bind_blob(3, std::string("a\0b", 3)).ok());
+  ASSERT_TRUE(ins->bind_null(4).ok());
+  ASSERT_TRUE(ins->run().ok());
+  EXPECT_EQ(db.changes(), 1);
+  EXPECT_EQ(db.last_insert_rowid(), 1);
+
+  auto sel = db.prepare("SELECT i, s, b, n FROM t");
+  ASSERT_TRUE(sel.ok());
+  auto r = sel->step();
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(*r, Step::row);
+  EXPECT_EQ(sel->column_count(), 4);
+  EXPECT_EQ(sel->column_int64(0), INT64_MIN);
+  EXPECT_EQ(sel->column_text(1), "h\xc3\xa9llo");
+  EXPECT_EQ(sel->column_blob(2), std::string("a\0b", 3));
+  EXPECT_TRUE(sel->column_is_null(3));
+  EXPECT_FALSE(sel->column_is_null(0));
+  EXPECT_EQ(sel->column_text(3), "");
+  r = sel->step();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, Step::done);
+}
+
+TEST_F(SqliteTest, ResetClearsBindingsAndAllowsReuse) {
+  Db db = open_db();
+  ASSERT_TRUE(db.exec("CREATE TABLE t(x)").ok());
+  auto ins = db.prepare("INSERT INTO t VALUES (?)");
+  ASSERT_TRUE(ins.ok());
+  ASSERT_TRUE(ins->bind_int64(1, 7).ok());
+  ASSERT_TRUE(ins->run().ok());
+  ASSERT_TRUE(ins->reset().ok());
+  ASSERT_TRUE(ins->run().ok());  // binding cleared: inserts NULL
+  auto sel = db.prepare("SELECT count(*), count(x) FROM t");
+  ASSERT_TRUE(sel.ok());
+  ASSERT_EQ(*sel->step(), Step::row);
+  EXPECT_EQ(sel->column_int64(0), 2);
+  EXPECT_EQ(sel->column_int64(1), 1);
+}
+
+TEST_F(SqliteTest, PrepareErrorNamesTheSqlAndTheReason) {
+  Db db = open_db();
+  auto st = db.prepare("SELECT * FROM missing_table");
+  ASSERT_FALSE(st.ok());
+  const std::string& m = st.status().message();
+  EXPECT_NE(m.find("prepare"), std::string::npos) << m;
+  EXPECT_NE(m.find("SELECT * FROM missing_table"), std::string::npos) << m;
+  EXPECT_NE(m.find("no such table"), std::string::npos) << m;
+}
+
+TEST_F(SqliteTest, PrepareRefusesASecondStatement) {
+  Db db = open_db();
+  auto st = db.prepare("SELECT 1; SELECT 2");
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.status().message().find("more than one statement"), std::string::npos);
+  EXPECT_TRUE(db.prepare("SELECT 1;  ").ok());
+}
+
+TEST_F(SqliteTest, ConstraintViolationIsInvalidArgument) {
+  Db db = open_db();
+  ASSERT_TRUE(db.exec("CREATE TABLE t(x PRIMARY KEY)").ok());
+  ASSERT_TRUE(db.exec("INSERT INTO t VALUES (1)").ok());
+  auto ins = db.prepare("INSERT INTO t VALUES (1)");
+  ASSERT_TRUE(ins.ok());
+  Status s = ins->run();
+  EXPECT_EQ(s.code(), Errc::invalid_argument);
+  EXPECT_NE(s.message().find("UNIQUE"), std::string::npos) << s.message();
+}
+
+TEST_F(SqliteTest, TxRollsBackWhenDestroyedUncommitted) {
+  Db db = open_db();
+  ASSERT_TRUE(db.exec("CREATE TABLE t(x)").ok());
+  {
+    auto tx = Tx::begin(db);
+    ASSERT_TRUE(tx.ok()) << tx.status().to_string();
+    ASSERT_TRUE(db.exec("INSERT INTO t VALUES (1)").ok());
+  }
+  EXPECT_EQ(count(db, "t"), 0);
+}
+
+TEST_F(SqliteTest, TxCommitKeepsChanges) {
+  Db db = open_db();
+  ASSERT_TRUE(db.exec("CREATE TABLE t(x)").ok());
+  {
+    auto tx = Tx::begin(db);
+    ASSERT_TRUE(tx.ok());
+    ASSERT_TRUE(db.exec("INSERT INTO t VALUES (1)").ok());
+    ASSERT_TRUE(tx->commit().ok());
+    EXPECT_FALSE(tx->commit().ok());  // a finished transaction cannot commit again
+  }
+  EXPECT_EQ(count(db, "t"), 1);
+}
+
+TEST_F(SqliteTest, MigrationsApplyInOrderAndOnlyOnce) {
+  Db db = open_db();
+  std::vector<std::string_view> m = {
+      "CREATE TABLE log(step INTEGER); INSERT INTO log VALUES (1);",
+      "INSERT INTO log VALUES (2);",
+  };
+  ASSERT_TRUE(migrate(db, m).ok());
+  EXPECT_EQ(*db.user_version(), 2);
+  ASSERT_TRUE(migrate(db, m).ok());  // nothing pending: nothing runs again
+  EXPECT_EQ(count(db, "log"), 2);
+  m.push_back("INSERT INTO log VALUES (3);");
+  ASSERT_TRUE(migrate(db, m).ok());
+  EXPECT_EQ(*db.user_version(), 3);
+  auto st = db.prepare("SELECT group_concat(step, ',') FROM (SELECT step FROM log ORDER BY rowid)");
+  ASSERT_TRUE(st.ok());
+  ASSERT_EQ(*st->step(), Step::row);
+  EXPECT_EQ(st->column_text(0), "1,2,3");
+}
+
+TEST_F(SqliteTest, FailedMigrationKeepsThePreviousVersion) {
+  Db db = open_db();
+  std::vector<std::string_view> m = {
+      "CREATE TABLE a(x);",
+      "CREATE TABLE b(x); INSERT INTO nowhere VALUES (1);",
+  };
+  Status s = migrate(db, m);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("migration 2"), std::string::npos) << s.message();
+  EXPECT_EQ(*db.user_version(), 1);
+  EXPECT_FALSE(db.prepare("SELECT * FROM b").ok());  // rolled back with its step
+}
+
+TEST_F(SqliteTest, NewerSchemaIsRefused) {
+  Db db = open_db();
+  ASSERT_TRUE(db.exec("PRAGMA user_version=5").ok());
+  Status s = migrate(db, {"CREATE TABLE a(x);"});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("schema version 5"), std::string::npos) << s.message();
+}
+
+TEST_F(SqliteTest, ReaderIsNotBlockedByAWriterInWalMode) {
+  Db a = open_db();
+  Db b = open_db(0);
+  ASSERT_TRUE(a.exec("CREATE TABLE t(x); INSERT INTO t VALUES (1)").ok());
+  auto tx = Tx::begin(a);
+  ASSERT_TRUE(tx.ok());
+  ASSERT_TRUE(a.exec("INSERT INTO t VALUES (2)").ok());
+  EXPECT_EQ(count(b, "t"), 1);  // the committed snapshot, without waiting
+  ASSERT_TRUE(tx->commit().ok());
+  EXPECT_EQ(count(b, "t"), 2);
+}
+
+TEST_F(SqliteTest, SecondWriterTimesOutWhileTheFirstHoldsTheLock) {
+  Db a = open_db();
+  Db b = open_db(50);
+  auto tx = Tx::begin(a);
+  ASSERT_TRUE(tx.ok());
+  auto tx2 = Tx::begin(b);
+  ASSERT_FALSE(tx2.ok());
+  EXPECT_EQ(tx2.status().code(), Errc::timeout);
+  EXPECT_NE(tx2.status().message().find("locked"), std::string::npos) << tx2.status().message();
+  tx->rollback();
+  auto tx3 = Tx::begin(b);
+  EXPECT_TRUE(tx3.ok()) << tx3.status().to_string();
+}
+
+TEST_F(SqliteTest, SecondWriterWaitsForTheFirstWithinTheBusyTimeout) {
+  Db a = open_db();
+  Db b = open_db(30000);
+  ASSERT_TRUE(a.exec("CREATE TABLE t(x)").ok());
+  auto tx = Tx::begin(a);
+  ASSERT_TRUE(tx.ok());
+  std::atomic<bool> started{false};
+  Status got = error(Errc::internal, "not run");
+  std::thread writer([&] {
+    started = true;
+    auto tx2 = Tx::begin(b);
+    if (!tx2.ok()) {
+      got = tx2.status();
+      return;
+    }
+    Status s = b.exec("INSERT INTO t VALUES (2)");
+    got = s.ok() ? tx2->commit() : s;
+  });
+  while (!started) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(a.exec("INSERT INTO t VALUES (1)").ok());
+  ASSERT_TRUE(tx->commit().ok());
+  writer.join();
+  EXPECT_TRUE(got.ok()) << got.to_string();
+  EXPECT_EQ(count(a, "t"), 2);
+}
+
+}  // namespace
+}  // namespace tg::sqlite
