@@ -1,0 +1,838 @@
+#include "shared/tunnel/messages.h"
+
+#include <cjson/cJSON.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+#include <memory>
+#include <set>
+
+#include "shared/crypto/hash.h"
+#include "shared/tunnel/codes.h"
+
+namespace tg::tunnel {
+
+namespace {
+
+struct JsonDeleter {
+  void operator()(cJSON* j) const noexcept { cJSON_Delete(j); }
+};
+using JsonPtr = std::unique_ptr<cJSON, JsonDeleter>;
+
+// Whether the text is a JSON whitespace-only tail.
+bool only_whitespace(const char* p, const char* end) {
+  for (; p < end; ++p) {
+    if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') return false;
+  }
+  return true;
+}
+
+// Checks what cJSON does not: nesting depth (cJSON recurses), raw control
+// characters inside strings and \u0000 (cJSON would truncate at it). Runs
+// before parsing so a hostile nesting never reaches the recursive parser.
+Status prescan(std::string_view s) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (in_string) {
+      if (c == '"') {
+        in_string = false;
+      } else if (c == '\\') {
+        if (i + 1 < s.size() && s[i + 1] == 'u' && s.substr(i + 2, 4) == "0000") {
+          return error(Errc::parse, "message: \\u0000 in a string at offset " + std::to_string(i));
+        }
+        ++i;  // the escaped character; cJSON checks the escape itself
+      } else if (c < 0x20) {
+        return error(Errc::parse, "message: control character in a string at offset " +
+                                      std::to_string(i));
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) {
+        return error(Errc::parse, "message: nesting deeper than " + std::to_string(kMaxJsonDepth) +
+                                      " at offset " + std::to_string(i));
+      }
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return Status();
+}
+
+Status bad(const std::string& where, const std::string& what) {
+  return error(Errc::protocol, where + ": " + what);
+}
+
+std::string number_text(double d) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.15g", d);
+  return buf;
+}
+
+std::string describe(const cJSON* j) {
+  if (cJSON_IsNumber(j)) return number_text(j->valuedouble);
+  if (cJSON_IsString(j)) return "a string";
+  if (cJSON_IsBool(j)) return "a boolean";
+  if (cJSON_IsNull(j)) return "null";
+  if (cJSON_IsArray(j)) return "an array";
+  if (cJSON_IsObject(j)) return "an object";
+  return "an invalid value";
+}
+
+// ---- character classes ----
+
+bool is_code_char(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; }
+bool is_visible(unsigned char c) { return c >= 0x21 && c <= 0x7e; }
+bool is_printable(unsigned char c) { return c >= 0x20 && c <= 0x7e; }
+// RFC 9110 tchar, minus uppercase letters (names are lowercase, as in HTTP/2).
+bool is_lower_tchar(unsigned char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) return true;
+  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != 0;
+}
+bool is_tchar(unsigned char c) { return is_lower_tchar(c) || (c >= 'A' && c <= 'Z'); }
+// field-value bytes: HTAB, SP, VCHAR, obs-text.
+bool is_header_value_char(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+// Human text: anything but NUL (the WebSocket layer guarantees UTF-8).
+bool is_text_char(unsigned char c) { return c != 0; }
+
+struct StringRule {
+  size_t min;
+  size_t max;
+  bool (*ok)(unsigned char);
+  const char* what;  // describes the allowed characters
+};
+
+constexpr StringRule kCodeRule{1, kMaxCode, is_code_char, "[a-z0-9_]"};
+constexpr StringRule kPathRule{1, kMaxPath, is_visible, "visible ASCII"};
+constexpr StringRule kModelRule{1, kMaxModel, is_visible, "visible ASCII"};
+constexpr StringRule kMethodRule{1, kMaxMethod, is_tchar, "an HTTP token"};
+constexpr StringRule kHeaderNameRule{1, kMaxHeaderName, is_lower_tchar, "a lowercase HTTP token"};
+constexpr StringRule kHeaderValueRule{0, kMaxHeaderValue, is_header_value_char,
+                                      "HTAB, SP, visible ASCII or bytes >= 0x80"};
+constexpr StringRule kTextRule{0, kMaxText, is_text_char, "text without NUL"};
+constexpr StringRule kOwnerRule{1, kMaxOwner, is_printable, "printable ASCII"};
+constexpr StringRule kAgentVersionRule{1, kMaxAgentVersion, is_visible, "visible ASCII"};
+constexpr StringRule kPlatformRule{1, kMaxPlatform, is_printable, "printable ASCII"};
+constexpr StringRule kTokenRule{1, kMaxEnrollToken, is_visible, "visible ASCII"};
+
+Status check_string(const std::string& where, std::string_view s, const StringRule& r) {
+  if (s.size() < r.min || s.size() > r.max) {
+    return bad(where, "length must be " + std::to_string(r.min) + ".." + std::to_string(r.max) +
+                          ", got " + std::to_string(s.size()));
+  }
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (!r.ok(static_cast<unsigned char>(s[i]))) {
+      return bad(where, std::string("must be ") + r.what + ", bad byte 0x" +
+                            crypto::hex_encode(s.substr(i, 1)) + " at " + std::to_string(i));
+    }
+  }
+  return Status();
+}
+
+Status check_path(const std::string& where, std::string_view s) {
+  TG_TRY(check_string(where, s, kPathRule));
+  if (s[0] != '/') return bad(where, "must start with '/'");
+  return Status();
+}
+
+Status check_range(const std::string& where, uint64_t v, uint64_t min, uint64_t max) {
+  if (v < min || v > max) {
+    return bad(where, "must be an integer " + std::to_string(min) + ".." + std::to_string(max) +
+                          ", got " + std::to_string(v));
+  }
+  return Status();
+}
+
+Status check_headers(const std::string& where, const Headers& h) {
+  if (h.size() > kMaxHeaders) {
+    return bad(where, "at most " + std::to_string(kMaxHeaders) + " headers, got " +
+                          std::to_string(h.size()));
+  }
+  for (size_t i = 0; i < h.size(); ++i) {
+    const std::string at = where + "[" + std::to_string(i) + "]";
+    TG_TRY(check_string(at + "[0]", h[i].first, kHeaderNameRule));
+    TG_TRY(check_string(at + "[1]", h[i].second, kHeaderValueRule));
+  }
+  return Status();
+}
+
+int json_depth(const cJSON* j) {
+  if (!cJSON_IsArray(j) && !cJSON_IsObject(j)) return 0;
+  int deepest = 0;
+  for (const cJSON* c = j->child; c != nullptr; c = c->next) {
+    const int d = json_depth(c);
+    if (d > deepest) deepest = d;
+  }
+  return deepest + 1;
+}
+
+// Checks a parsed usage value; on success *compact holds its compact encoding.
+Status check_usage_json(const std::string& where, const cJSON* j, std::string* compact) {
+  if (!cJSON_IsObject(j)) return bad(where, "must be an object, got " + describe(j));
+  const int depth = json_depth(j);
+  if (depth > kMaxUsageDepth) {
+    return bad(where, "nesting must be at most " + std::to_string(kMaxUsageDepth) + ", got " +
+                          std::to_string(depth));
+  }
+  char* text = cJSON_PrintUnformatted(j);
+  if (text == nullptr) std::abort();  // out of memory
+  const size_t n = std::strlen(text);
+  if (n <= kMaxUsageBytes) compact->assign(text, n);
+  cJSON_free(text);
+  if (n > kMaxUsageBytes) {
+    return bad(where, "encodes to " + std::to_string(n) + " bytes, over the limit of " +
+                          std::to_string(kMaxUsageBytes));
+  }
+  return Status();
+}
+
+Result<JsonPtr> parse_json(std::string_view text, const char* where) {
+  TG_TRY(prescan(text));
+  const std::string copy(text);  // cJSON gets a NUL-terminated buffer whatever happens
+  const char* end = nullptr;
+  JsonPtr root(cJSON_ParseWithLengthOpts(copy.c_str(), copy.size(), &end, 0));
+  if (!root) {
+    const size_t at = end != nullptr ? static_cast<size_t>(end - copy.c_str()) : 0;
+    return error(Errc::parse, std::string(where) + ": invalid JSON at offset " + std::to_string(at));
+  }
+  if (!only_whitespace(end, copy.c_str() + copy.size())) {
+    return error(Errc::parse, std::string(where) + ": trailing bytes after the JSON value at offset " +
+                                  std::to_string(static_cast<size_t>(end - copy.c_str())));
+  }
+  return root;
+}
+
+Status check_usage_text(const std::string& where, const std::string& usage) {
+  if (usage.size() > kMaxUsageBytes * 2) {
+    return bad(where, "is " + std::to_string(usage.size()) + " bytes, over the limit");
+  }
+  Result<JsonPtr> j = parse_json(usage, where.c_str());
+  if (!j.ok()) return bad(where, j.status().message());
+  std::string compact;
+  return check_usage_json(where, j->get(), &compact);
+}
+
+// ---- reading an object ----
+
+// One JSON object being decoded as message `type`. Tracks which fields were
+// read so unknown ones can be rejected.
+class Reader {
+ public:
+  Reader(const cJSON* obj, const char* type) : obj_(obj), type_(type) {}
+
+  // Rejects fields not in `allowed` and duplicate fields. "type" is implicit.
+  Status check_fields(std::initializer_list<const char*> allowed) const {
+    std::set<std::string> seen;
+    for (const cJSON* c = obj_->child; c != nullptr; c = c->next) {
+      const std::string name = c->string != nullptr ? c->string : "";
+      bool known = name == "type";
+      for (const char* a : allowed) known = known || name == a;
+      if (!known) return bad(type_, "unknown field \"" + name.substr(0, 64) + "\"");
+      if (!seen.insert(name).second) return bad(type_, "duplicate field \"" + name + "\"");
+    }
+    return Status();
+  }
+
+  std::string where(const char* name) const { return std::string(type_) + "." + name; }
+
+  const cJSON* find(const char* name) const {
+    for (const cJSON* c = obj_->child; c != nullptr; c = c->next) {
+      if (c->string != nullptr && std::strcmp(c->string, name) == 0) return c;
+    }
+    return nullptr;
+  }
+
+  Result<const cJSON*> required(const char* name) const {
+    const cJSON* j = find(name);
+    if (j == nullptr) return bad(where(name), "missing");
+    return j;
+  }
+
+  Status get_uint(const char* name, uint64_t min, uint64_t max, uint64_t* out) const {
+    Result<const cJSON*> j = required(name);
+    if (!j.ok()) return j.status();
+    return to_uint(where(name), *j, min, max, out);
+  }
+
+  template <typename T>
+  Status get_u32(const char* name, uint64_t min, uint64_t max, T* out) const {
+    uint64_t v = 0;
+    TG_TRY(get_uint(name, min, max, &v));
+    *out = static_cast<T>(v);
+    return Status();
+  }
+
+  static Status to_uint(const std::string& at, const cJSON* j, uint64_t min, uint64_t max,
+                        uint64_t* out) {
+    const std::string want = "must be an integer " + std::to_string(min) + ".." + std::to_string(max);
+    if (!cJSON_IsNumber(j)) return bad(at, want + ", got " + describe(j));
+    const double d = j->valuedouble;
+    if (!std::isfinite(d) || std::floor(d) != d || d < static_cast<double>(min) ||
+        d > static_cast<double>(max)) {
+      return bad(at, want + ", got " + number_text(d));
+    }
+    *out = static_cast<uint64_t>(d);
+    return Status();
+  }
+
+  Status get_string(const char* name, const StringRule& rule, std::string* out) const {
+    Result<const cJSON*> j = required(name);
+    if (!j.ok()) return j.status();
+    return to_string(where(name), *j, rule, out);
+  }
+
+  static Status to_string(const std::string& at, const cJSON* j, const StringRule& rule,
+                          std::string* out) {
+    if (!cJSON_IsString(j) || j->valuestring == nullptr) {
+      return bad(at, "must be a string, got " + describe(j));
+    }
+    std::string s(j->valuestring);
+    TG_TRY(check_string(at, s, rule));
+    *out = std::move(s);
+    return Status();
+  }
+
+  Status get_bool(const char* name, bool* out) const {
+    Result<const cJSON*> j = required(name);
+    if (!j.ok()) return j.status();
+    if (!cJSON_IsBool(*j)) return bad(where(name), "must be true or false, got " + describe(*j));
+    *out = cJSON_IsTrue(*j) != 0;
+    return Status();
+  }
+
+  template <size_t N>
+  Status get_base64(const char* name, std::array<uint8_t, N>* out) const {
+    Result<const cJSON*> j = required(name);
+    if (!j.ok()) return j.status();
+    const std::string at = where(name);
+    if (!cJSON_IsString(*j) || (*j)->valuestring == nullptr) {
+      return bad(at, "must be a base64 string, got " + describe(*j));
+    }
+    const std::string_view text((*j)->valuestring);
+    if (text.size() != (N + 2) / 3 * 4) {
+      return bad(at, "must be the base64 of " + std::to_string(N) + " bytes (" +
+                         std::to_string((N + 2) / 3 * 4) + " characters), got " +
+                         std::to_string(text.size()) + " characters");
+    }
+    Result<std::string> raw = crypto::base64_decode(text);
+    if (!raw.ok()) return bad(at, raw.status().message());
+    if (raw->size() != N) {
+      return bad(at, "must decode to " + std::to_string(N) + " bytes, got " +
+                         std::to_string(raw->size()));
+    }
+    std::memcpy(out->data(), raw->data(), N);
+    return Status();
+  }
+
+  Status get_headers(const char* name, Headers* out) const {
+    Result<const cJSON*> j = required(name);
+    if (!j.ok()) return j.status();
+    const std::string at = where(name);
+    if (!cJSON_IsArray(*j)) return bad(at, "must be an array, got " + describe(*j));
+    Headers h;
+    for (const cJSON* e = (*j)->child; e != nullptr; e = e->next) {
+      if (h.size() == kMaxHeaders) {
+        return bad(at, "at most " + std::to_string(kMaxHeaders) + " headers");
+      }
+      const std::string eat = at + "[" + std::to_string(h.size()) + "]";
+      if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 2) {
+        return bad(eat, "must be a [name, value] array, got " + describe(e));
+      }
+      std::pair<std::string, std::string> kv;
+      TG_TRY(to_string(eat + "[0]", e->child, kHeaderNameRule, &kv.first));
+      TG_TRY(to_string(eat + "[1]", e->child->next, kHeaderValueRule, &kv.second));
+      h.push_back(std::move(kv));
+    }
+    *out = std::move(h);
+    return Status();
+  }
+
+ private:
+  const cJSON* obj_;
+  const char* type_;
+};
+
+// ---- per-type decoders ----
+
+Result<Message> read_challenge(const Reader& r) {
+  TG_TRY(r.check_fields({"v", "nonce"}));
+  Challenge m;
+  uint64_t v = 0;
+  TG_TRY(r.get_uint("v", 1, 255, &v));
+  if (v != static_cast<uint64_t>(kProtocolVersion)) {
+    return bad(r.where("v"), "unsupported protocol version " + std::to_string(v) +
+                                 ", this build speaks " + std::to_string(kProtocolVersion));
+  }
+  m.v = static_cast<int>(v);
+  TG_TRY(r.get_base64("nonce", &m.nonce));
+  return Message(std::move(m));
+}
+
+Result<Message> read_auth(const Reader& r) {
+  TG_TRY(r.check_fields({"pubkey", "sig", "agent_version", "platform", "enroll_token"}));
+  Auth m;
+  TG_TRY(r.get_base64("pubkey", &m.pubkey));
+  TG_TRY(r.get_base64("sig", &m.sig));
+  TG_TRY(r.get_string("agent_version", kAgentVersionRule, &m.agent_version));
+  TG_TRY(r.get_string("platform", kPlatformRule, &m.platform));
+  if (r.find("enroll_token") != nullptr) {
+    TG_TRY(r.get_string("enroll_token", kTokenRule, &m.enroll_token));
+  }
+  return Message(std::move(m));
+}
+
+Result<Message> read_welcome(const Reader& r) {
+  TG_TRY(r.check_fields({"owner", "heartbeat_ms", "dead_after", "max_streams", "window"}));
+  Welcome m;
+  TG_TRY(r.get_string("owner", kOwnerRule, &m.owner));
+  TG_TRY(r.get_u32("heartbeat_ms", kMinHeartbeatMs, kMaxHeartbeatMs, &m.heartbeat_ms));
+  TG_TRY(r.get_u32("dead_after", 1, kMaxDeadAfter, &m.dead_after));
+  TG_TRY(r.get_u32("max_streams", 1, kMaxMaxStreams, &m.max_streams));
+  TG_TRY(r.get_u32("window", kMinWindow, kMaxWindow, &m.window));
+  return Message(std::move(m));
+}
+
+Result<Message> read_refused(const Reader& r) {
+  TG_TRY(r.check_fields({"code", "message"}));
+  Refused m;
+  TG_TRY(r.get_string("code", kCodeRule, &m.code));
+  TG_TRY(r.get_string("message", kTextRule, &m.message));
+  return Message(std::move(m));
+}
+
+Result<Message> read_register(const Reader& r) {
+  TG_TRY(r.check_fields({"models", "max_parallel"}));
+  Register m;
+  Result<const cJSON*> list = r.required("models");
+  if (!list.ok()) return list.status();
+  const std::string at = r.where("models");
+  if (!cJSON_IsArray(*list)) return bad(at, "must be an array, got " + describe(*list));
+  std::set<std::string> seen;
+  for (const cJSON* e = (*list)->child; e != nullptr; e = e->next) {
+    if (m.models.size() == kMaxModels) {
+      return bad(at, "at most " + std::to_string(kMaxModels) + " models");
+    }
+    std::string model;
+    TG_TRY(Reader::to_string(at + "[" + std::to_string(m.models.size()) + "]", e, kModelRule,
+                             &model));
+    if (!seen.insert(model).second) return bad(at, "duplicate model \"" + model + "\"");
+    m.models.push_back(std::move(model));
+  }
+  TG_TRY(r.get_u32("max_parallel", 1, kMaxMaxParallel, &m.max_parallel));
+  return Message(std::move(m));
+}
+
+Result<Message> read_registered(const Reader& r) {
+  TG_TRY(r.check_fields({"models"}));
+  Registered m;
+  TG_TRY(r.get_u32("models", 0, kMaxModels, &m.models));
+  return Message(m);
+}
+
+Result<Message> read_call(const Reader& r) {
+  TG_TRY(r.check_fields({"id", "model", "method", "path", "headers", "stream", "deadline_ms"}));
+  Call m;
+  TG_TRY(r.get_u32("id", 1, kMaxStreamId, &m.id));
+  TG_TRY(r.get_string("model", kModelRule, &m.model));
+  TG_TRY(r.get_string("method", kMethodRule, &m.method));
+  TG_TRY(r.get_string("path", kPathRule, &m.path));
+  if (m.path[0] != '/') return bad(r.where("path"), "must start with '/'");
+  TG_TRY(r.get_headers("headers", &m.headers));
+  TG_TRY(r.get_bool("stream", &m.stream));
+  TG_TRY(r.get_u32("deadline_ms", 1, kMaxDeadlineMs, &m.deadline_ms));
+  return Message(std::move(m));
+}
+
+Result<Message> read_response(const Reader& r) {
+  TG_TRY(r.check_fields({"id", "status", "headers"}));
+  Response m;
+  TG_TRY(r.get_u32("id", 1, kMaxStreamId, &m.id));
+  TG_TRY(r.get_u32("status", 100, 599, &m.status));
+  TG_TRY(r.get_headers("headers", &m.headers));
+  return Message(std::move(m));
+}
+
+Result<Message> read_finish(const Reader& r) {
+  TG_TRY(r.check_fields({"id", "upstream_status", "usage"}));
+  Finish m;
+  TG_TRY(r.get_u32("id", 1, kMaxStreamId, &m.id));
+  TG_TRY(r.get_u32("upstream_status", 100, 599, &m.upstream_status));
+  Result<const cJSON*> usage = r.required("usage");
+  if (!usage.ok()) return usage.status();
+  TG_TRY(check_usage_json(r.where("usage"), *usage, &m.usage));
+  return Message(std::move(m));
+}
+
+Result<Message> read_error(const Reader& r) {
+  TG_TRY(r.check_fields({"id", "code", "message"}));
+  Error m;
+  TG_TRY(r.get_u32("id", 1, kMaxStreamId, &m.id));
+  TG_TRY(r.get_string("code", kCodeRule, &m.code));
+  TG_TRY(r.get_string("message", kTextRule, &m.message));
+  return Message(std::move(m));
+}
+
+Result<Message> read_abort(const Reader& r) {
+  TG_TRY(r.check_fields({"id", "reason"}));
+  Abort m;
+  TG_TRY(r.get_u32("id", 1, kMaxStreamId, &m.id));
+  TG_TRY(r.get_string("reason", kCodeRule, &m.reason));
+  return Message(std::move(m));
+}
+
+Result<Message> read_credit(const Reader& r) {
+  TG_TRY(r.check_fields({"id", "bytes"}));
+  Credit m;
+  TG_TRY(r.get_u32("id", 1, kMaxStreamId, &m.id));
+  TG_TRY(r.get_u32("bytes", 1, kMaxWindow, &m.bytes));
+  return Message(m);
+}
+
+Result<Message> read_goaway(const Reader& r) {
+  TG_TRY(r.check_fields({"reason", "reconnect_after_ms"}));
+  Goaway m;
+  TG_TRY(r.get_string("reason", kCodeRule, &m.reason));
+  TG_TRY(r.get_u32("reconnect_after_ms", 0, kMaxReconnectAfterMs, &m.reconnect_after_ms));
+  return Message(std::move(m));
+}
+
+using ReadFn = Result<Message> (*)(const Reader&);
+
+struct TypeInfo {
+  const char* name;
+  ReadFn read;
+  bool by_hub;
+  bool by_agent;
+  bool pre_auth;
+  bool session;
+};
+
+// Indexed by Type.
+constexpr TypeInfo kTypes[kTypeCount] = {
+    {"challenge", read_challenge, true, false, true, false},
+    {"auth", read_auth, false, true, true, false},
+    {"welcome", read_welcome, true, false, true, false},
+    {"refused", read_refused, true, false, true, true},
+    {"register", read_register, false, true, false, true},
+    {"registered", read_registered, true, false, false, true},
+    {"call", read_call, true, false, false, true},
+    {"response", read_response, false, true, false, true},
+    {"finish", read_finish, false, true, false, true},
+    {"error", read_error, true, true, false, true},
+    {"abort", read_abort, true, true, false, true},
+    {"credit", read_credit, true, true, false, true},
+    {"goaway", read_goaway, true, false, false, true},
+};
+
+static_assert(std::variant_size_v<Message> == kTypeCount, "kTypes must list every message");
+
+const TypeInfo& info(Type t) { return kTypes[static_cast<size_t>(t)]; }
+
+// ---- validation of in-memory messages ----
+
+struct Validator {
+  Status operator()(const Challenge& m) const {
+    if (m.v != kProtocolVersion) {
+      return bad("challenge.v", "must be " + std::to_string(kProtocolVersion) + ", got " +
+                                    std::to_string(m.v));
+    }
+    return Status();
+  }
+  Status operator()(const Auth& m) const {
+    TG_TRY(check_string("auth.agent_version", m.agent_version, kAgentVersionRule));
+    TG_TRY(check_string("auth.platform", m.platform, kPlatformRule));
+    if (!m.enroll_token.empty()) TG_TRY(check_string("auth.enroll_token", m.enroll_token, kTokenRule));
+    return Status();
+  }
+  Status operator()(const Welcome& m) const {
+    TG_TRY(check_string("welcome.owner", m.owner, kOwnerRule));
+    TG_TRY(check_range("welcome.heartbeat_ms", m.heartbeat_ms, kMinHeartbeatMs, kMaxHeartbeatMs));
+    TG_TRY(check_range("welcome.dead_after", m.dead_after, 1, kMaxDeadAfter));
+    TG_TRY(check_range("welcome.max_streams", m.max_streams, 1, kMaxMaxStreams));
+    return check_range("welcome.window", m.window, kMinWindow, kMaxWindow);
+  }
+  Status operator()(const Refused& m) const {
+    TG_TRY(check_string("refused.code", m.code, kCodeRule));
+    return check_string("refused.message", m.message, kTextRule);
+  }
+  Status operator()(const Register& m) const {
+    if (m.models.size() > kMaxModels) {
+      return bad("register.models", "at most " + std::to_string(kMaxModels) + " models");
+    }
+    std::set<std::string> seen;
+    for (size_t i = 0; i < m.models.size(); ++i) {
+      TG_TRY(check_string("register.models[" + std::to_string(i) + "]", m.models[i], kModelRule));
+      if (!seen.insert(m.models[i]).second) {
+        return bad("register.models", "duplicate model \"" + m.models[i] + "\"");
+      }
+    }
+    return check_range("register.max_parallel", m.max_parallel, 1, kMaxMaxParallel);
+  }
+  Status operator()(const Registered& m) const {
+    return check_range("registered.models", m.models, 0, kMaxModels);
+  }
+  Status operator()(const Call& m) const {
+    TG_TRY(check_range("call.id", m.id, 1, kMaxStreamId));
+    TG_TRY(check_string("call.model", m.model, kModelRule));
+    TG_TRY(check_string("call.method", m.method, kMethodRule));
+    TG_TRY(check_path("call.path", m.path));
+    TG_TRY(check_headers("call.headers", m.headers));
+    return check_range("call.deadline_ms", m.deadline_ms, 1, kMaxDeadlineMs);
+  }
+  Status operator()(const Response& m) const {
+    TG_TRY(check_range("response.id", m.id, 1, kMaxStreamId));
+    TG_TRY(check_range("response.status", m.status, 100, 599));
+    return check_headers("response.headers", m.headers);
+  }
+  Status operator()(const Finish& m) const {
+    TG_TRY(check_range("finish.id", m.id, 1, kMaxStreamId));
+    TG_TRY(check_range("finish.upstream_status", m.upstream_status, 100, 599));
+    return check_usage_text("finish.usage", m.usage);
+  }
+  Status operator()(const Error& m) const {
+    TG_TRY(check_range("error.id", m.id, 1, kMaxStreamId));
+    TG_TRY(check_string("error.code", m.code, kCodeRule));
+    return check_string("error.message", m.message, kTextRule);
+  }
+  Status operator()(const Abort& m) const {
+    TG_TRY(check_range("abort.id", m.id, 1, kMaxStreamId));
+    return check_string("abort.reason", m.reason, kCodeRule);
+  }
+  Status operator()(const Credit& m) const {
+    TG_TRY(check_range("credit.id", m.id, 1, kMaxStreamId));
+    return check_range("credit.bytes", m.bytes, 1, kMaxWindow);
+  }
+  Status operator()(const Goaway& m) const {
+    TG_TRY(check_string("goaway.reason", m.reason, kCodeRule));
+    return check_range("goaway.reconnect_after_ms", m.reconnect_after_ms, 0, kMaxReconnectAfterMs);
+  }
+};
+
+// ---- encoding ----
+
+void add_string(cJSON* o, const char* name, const std::string& v) {
+  cJSON_AddItemToObject(o, name, cJSON_CreateString(v.c_str()));
+}
+void add_number(cJSON* o, const char* name, uint64_t v) {
+  cJSON_AddItemToObject(o, name, cJSON_CreateNumber(static_cast<double>(v)));
+}
+template <size_t N>
+void add_base64(cJSON* o, const char* name, const std::array<uint8_t, N>& v) {
+  const std::string b64 = crypto::base64_encode(
+      std::string_view(reinterpret_cast<const char*>(v.data()), v.size()));
+  add_string(o, name, b64);
+}
+void add_headers(cJSON* o, const char* name, const Headers& h) {
+  cJSON* arr = cJSON_CreateArray();
+  for (const auto& kv : h) {
+    cJSON* pair = cJSON_CreateArray();
+    cJSON_AddItemToArray(pair, cJSON_CreateString(kv.first.c_str()));
+    cJSON_AddItemToArray(pair, cJSON_CreateString(kv.second.c_str()));
+    cJSON_AddItemToArray(arr, pair);
+  }
+  cJSON_AddItemToObject(o, name, arr);
+}
+
+struct Encoder {
+  cJSON* o;
+  void operator()(const Challenge& m) const {
+    add_number(o, "v", static_cast<uint64_t>(m.v));
+    add_base64(o, "nonce", m.nonce);
+  }
+  void operator()(const Auth& m) const {
+    add_base64(o, "pubkey", m.pubkey);
+    add_base64(o, "sig", m.sig);
+    add_string(o, "agent_version", m.agent_version);
+    add_string(o, "platform", m.platform);
+    if (!m.enroll_token.empty()) add_string(o, "enroll_token", m.enroll_token);
+  }
+  void operator()(const Welcome& m) const {
+    add_string(o, "owner", m.owner);
+    add_number(o, "heartbeat_ms", m.heartbeat_ms);
+    add_number(o, "dead_after", m.dead_after);
+    add_number(o, "max_streams", m.max_streams);
+    add_number(o, "window", m.window);
+  }
+  void operator()(const Refused& m) const {
+    add_string(o, "code", m.code);
+    add_string(o, "message", m.message);
+  }
+  void operator()(const Register& m) const {
+    cJSON* arr = cJSON_CreateArray();
+    for (const auto& model : m.models) cJSON_AddItemToArray(arr, cJSON_CreateString(model.c_str()));
+    cJSON_AddItemToObject(o, "models", arr);
+    add_number(o, "max_parallel", m.max_parallel);
+  }
+  void operator()(const Registered& m) const { add_number(o, "models", m.models); }
+  void operator()(const Call& m) const {
+    add_number(o, "id", m.id);
+    add_string(o, "model", m.model);
+    add_string(o, "method", m.method);
+    add_string(o, "path", m.path);
+    add_headers(o, "headers", m.headers);
+    cJSON_AddItemToObject(o, "stream", cJSON_CreateBool(m.stream ? 1 : 0));
+    add_number(o, "deadline_ms", m.deadline_ms);
+  }
+  void operator()(const Response& m) const {
+    add_number(o, "id", m.id);
+    add_number(o, "status", m.status);
+    add_headers(o, "headers", m.headers);
+  }
+  void operator()(const Finish& m) const {
+    add_number(o, "id", m.id);
+    add_number(o, "upstream_status", m.upstream_status);
+    cJSON* usage = nullptr;
+    if (prescan(m.usage).ok()) {
+      usage = cJSON_ParseWithLengthOpts(m.usage.c_str(), m.usage.size(), nullptr, 0);
+    }
+    cJSON_AddItemToObject(o, "usage", usage != nullptr ? usage : cJSON_CreateNull());
+  }
+  void operator()(const Error& m) const {
+    add_number(o, "id", m.id);
+    add_string(o, "code", m.code);
+    add_string(o, "message", m.message);
+  }
+  void operator()(const Abort& m) const {
+    add_number(o, "id", m.id);
+    add_string(o, "reason", m.reason);
+  }
+  void operator()(const Credit& m) const {
+    add_number(o, "id", m.id);
+    add_number(o, "bytes", m.bytes);
+  }
+  void operator()(const Goaway& m) const {
+    add_string(o, "reason", m.reason);
+    add_number(o, "reconnect_after_ms", m.reconnect_after_ms);
+  }
+};
+
+}  // namespace
+
+const char* type_name(Type t) noexcept { return info(t).name; }
+bool sent_by_hub(Type t) noexcept { return info(t).by_hub; }
+bool sent_by_agent(Type t) noexcept { return info(t).by_agent; }
+
+size_t max_message_size(Phase p) noexcept {
+  return p == Phase::pre_auth ? kMaxPreAuthMessage : kMaxSessionMessage;
+}
+
+bool allowed_in(Type t, Phase p) noexcept {
+  return p == Phase::pre_auth ? info(t).pre_auth : info(t).session;
+}
+
+Result<Message> decode(std::string_view json, Phase phase) {
+  const size_t limit = max_message_size(phase);
+  if (json.size() > limit) {
+    return error(Errc::limit, "message: " + std::to_string(json.size()) + " bytes, over the " +
+                                  std::to_string(limit) + "-byte limit " +
+                                  (phase == Phase::pre_auth ? "before authentication"
+                                                            : "of a session"));
+  }
+  Result<JsonPtr> root = parse_json(json, "message");
+  if (!root.ok()) return root.status();
+  const cJSON* obj = root->get();
+  if (!cJSON_IsObject(obj)) return bad("message", "must be a JSON object, got " + describe(obj));
+  const cJSON* type = nullptr;
+  for (const cJSON* c = obj->child; c != nullptr; c = c->next) {
+    if (c->string != nullptr && std::strcmp(c->string, "type") == 0) {
+      type = c;
+      break;
+    }
+  }
+  if (type == nullptr) return bad("message", "missing field \"type\"");
+  if (!cJSON_IsString(type) || type->valuestring == nullptr) {
+    return bad("message.type", "must be a string, got " + describe(type));
+  }
+  const std::string_view name(type->valuestring);
+  for (size_t i = 0; i < kTypeCount; ++i) {
+    if (name != kTypes[i].name) continue;
+    const auto t = static_cast<Type>(i);
+    if (!allowed_in(t, phase)) {
+      return bad("message", "type \"" + std::string(name) + "\" is not allowed " +
+                                (phase == Phase::pre_auth ? "before authentication"
+                                                          : "after authentication"));
+    }
+    return kTypes[i].read(Reader(obj, kTypes[i].name));
+  }
+  return bad("message", "unknown type \"" + std::string(name.substr(0, kMaxCode)) + "\"");
+}
+
+uint16_t close_code_for(const Status& s) noexcept {
+  if (s.ok()) return close_code::normal;
+  return s.code() == Errc::limit ? close_code::message_too_big : close_code::bad_message;
+}
+
+Status validate(const Message& m) { return std::visit(Validator{}, m); }
+
+std::string encode(const Message& m) {
+  JsonPtr root(cJSON_CreateObject());
+  if (!root) std::abort();  // out of memory
+  cJSON_AddItemToObject(root.get(), "type", cJSON_CreateString(type_name(type_of(m))));
+  std::visit(Encoder{root.get()}, m);
+  char* text = cJSON_PrintUnformatted(root.get());
+  if (text == nullptr) std::abort();  // out of memory
+  std::string out(text);
+  cJSON_free(text);
+  return out;
+}
+
+Result<std::string> encode_checked(const Message& m, Phase phase) {
+  TG_TRY(validate(m));
+  const Type t = type_of(m);
+  if (!allowed_in(t, phase)) {
+    return bad("message", std::string("type \"") + type_name(t) + "\" is not allowed " +
+                              (phase == Phase::pre_auth ? "before authentication"
+                                                        : "after authentication"));
+  }
+  std::string text = encode(m);
+  if (text.size() > max_message_size(phase)) {
+    return error(Errc::limit, std::string(type_name(t)) + ": encodes to " +
+                                  std::to_string(text.size()) + " bytes, over the " +
+                                  std::to_string(max_message_size(phase)) + "-byte limit");
+  }
+  return text;
+}
+
+bool operator==(const Challenge& a, const Challenge& b) { return a.v == b.v && a.nonce == b.nonce; }
+bool operator==(const Auth& a, const Auth& b) {
+  return a.pubkey == b.pubkey && a.sig == b.sig && a.agent_version == b.agent_version &&
+         a.platform == b.platform && a.enroll_token == b.enroll_token;
+}
+bool operator==(const Welcome& a, const Welcome& b) {
+  return a.owner == b.owner && a.heartbeat_ms == b.heartbeat_ms && a.dead_after == b.dead_after &&
+         a.max_streams == b.max_streams && a.window == b.window;
+}
+bool operator==(const Refused& a, const Refused& b) {
+  return a.code == b.code && a.message == b.message;
+}
+bool operator==(const Register& a, const Register& b) {
+  return a.models == b.models && a.max_parallel == b.max_parallel;
+}
+bool operator==(const Registered& a, const Registered& b) { return a.models == b.models; }
+bool operator==(const Call& a, const Call& b) {
+  return a.id == b.id && a.model == b.model && a.method == b.method && a.path == b.path &&
+         a.headers == b.headers && a.stream == b.stream && a.deadline_ms == b.deadline_ms;
+}
+bool operator==(const Response& a, const Response& b) {
+  return a.id == b.id && a.status == b.status && a.headers == b.headers;
+}
+bool operator==(const Finish& a, const Finish& b) {
+  return a.id == b.id && a.upstream_status == b.upstream_status && a.usage == b.usage;
+}
+bool operator==(const Error& a, const Error& b) {
+  return a.id == b.id && a.code == b.code && a.message == b.message;
+}
+bool operator==(const Abort& a, const Abort& b) { return a.id == b.id && a.reason == b.reason; }
+bool operator==(const Credit& a, const Credit& b) { return a.id == b.id && a.bytes == b.bytes; }
+bool operator==(const Goaway& a, const Goaway& b) {
+  return a.reason == b.reason && a.reconnect_after_ms == b.reconnect_after_ms;
+}
+
+}  // namespace tg::tunnel

@@ -1,0 +1,196 @@
+// Tunnel protocol v1 control messages (WebSocket text frames): one struct per
+// message, a strict JSON decoder checking every field's type, range, length and
+// characters, and a deterministic compact encoder. Pure code: no I/O, no state;
+// who may send what when is the session's job (sent_by_hub(), PROTOCOL.md).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "shared/core/status.h"
+#include "shared/crypto/ed25519.h"
+
+namespace tg::tunnel {
+
+// Limits (bytes unless stated). Every string, array and number has one.
+constexpr size_t kMaxPreAuthMessage = 4 * 1024;
+constexpr size_t kMaxSessionMessage = 64 * 1024;
+constexpr int kMaxJsonDepth = 16;        // nesting of [ and { in a whole message
+constexpr int kMaxUsageDepth = 8;        // nesting inside `finish.usage` (the object itself is 1)
+constexpr size_t kMaxUsageBytes = 4 * 1024;  // `usage` re-encoded compactly
+constexpr size_t kMaxModel = 128;
+constexpr size_t kMaxModels = 256;
+constexpr size_t kMaxMethod = 16;
+constexpr size_t kMaxPath = 2048;
+constexpr size_t kMaxHeaderName = 128;
+constexpr size_t kMaxHeaderValue = 8192;
+constexpr size_t kMaxHeaders = 64;
+constexpr size_t kMaxText = 512;         // human-readable `message` fields
+constexpr size_t kMaxCode = 64;          // codes and reasons
+constexpr size_t kMaxEnrollToken = 128;
+constexpr size_t kMaxOwner = 128;
+constexpr size_t kMaxAgentVersion = 64;
+constexpr size_t kMaxPlatform = 64;
+constexpr uint32_t kMaxStreamId = 0xFFFFFFFFu;
+constexpr uint32_t kMinHeartbeatMs = 1000;
+constexpr uint32_t kMaxHeartbeatMs = 600000;
+constexpr uint32_t kMaxDeadAfter = 100;
+constexpr uint32_t kMaxMaxStreams = 4096;
+constexpr uint32_t kMinWindow = 64 * 1024;   // at least one full data frame
+constexpr uint32_t kMaxWindow = 16 * 1024 * 1024;
+constexpr uint32_t kMaxMaxParallel = 256;
+constexpr uint32_t kMaxDeadlineMs = 86400000;  // 24 h
+constexpr uint32_t kMaxReconnectAfterMs = 3600000;
+
+using Nonce = std::array<uint8_t, 32>;
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// hub -> agent, first message after the upgrade.
+struct Challenge {
+  int v = 1;  // protocol version; the decoder accepts only kProtocolVersion
+  Nonce nonce{};
+};
+// agent -> hub, answer to the challenge.
+struct Auth {
+  crypto::PublicKey pubkey{};
+  crypto::Signature sig{};
+  std::string agent_version;
+  std::string platform;
+  std::string enroll_token;  // empty: absent on the wire
+};
+// hub -> agent, authentication accepted.
+struct Welcome {
+  std::string owner;
+  uint32_t heartbeat_ms = 0;
+  uint32_t dead_after = 0;
+  uint32_t max_streams = 0;
+  uint32_t window = 0;
+};
+// hub -> agent, then the hub closes (before authentication, or later for
+// `revoked` / `replaced`).
+struct Refused {
+  std::string code;     // refusal::*
+  std::string message;  // human text, may be empty
+};
+// agent -> hub, may be repeated to update.
+struct Register {
+  std::vector<std::string> models;  // unique
+  uint32_t max_parallel = 0;
+};
+// hub -> agent, answer to register.
+struct Registered {
+  uint32_t models = 0;  // how many models the hub accepted
+};
+// hub -> agent, opens stream `id`; the request body follows as data frames.
+struct Call {
+  uint32_t id = 0;
+  std::string model;
+  std::string method;
+  std::string path;
+  Headers headers;  // names lowercase
+  bool stream = false;
+  uint32_t deadline_ms = 0;
+};
+// agent -> hub, response head of stream `id`; the body follows as data frames.
+struct Response {
+  uint32_t id = 0;
+  uint32_t status = 0;
+  Headers headers;
+};
+// agent -> hub, after the response body's FIN: the stream succeeded.
+struct Finish {
+  uint32_t id = 0;
+  uint32_t upstream_status = 0;
+  std::string usage = "{}";  // a JSON object, compact encoding (as encode() writes it)
+};
+// either way: stream `id` ended with a failure.
+struct Error {
+  uint32_t id = 0;
+  std::string code;     // stream_error::*
+  std::string message;
+};
+// either way: cancel stream `id` now.
+struct Abort {
+  uint32_t id = 0;
+  std::string reason;   // abort_reason::*
+};
+// either way: the receiver of stream `id`'s body consumed `bytes` more.
+struct Credit {
+  uint32_t id = 0;
+  uint32_t bytes = 0;
+};
+// hub -> agent: no new calls on this tunnel; reconnect after the delay.
+struct Goaway {
+  std::string reason;   // goaway_reason::*
+  uint32_t reconnect_after_ms = 0;
+};
+
+// Order matches Message's alternatives.
+enum class Type : uint8_t {
+  challenge, auth, welcome, refused, register_, registered, call, response,
+  finish, error, abort, credit, goaway,
+};
+constexpr size_t kTypeCount = 13;
+
+using Message = std::variant<Challenge, Auth, Welcome, Refused, Register, Registered, Call,
+                             Response, Finish, Error, Abort, Credit, Goaway>;
+
+inline Type type_of(const Message& m) noexcept { return static_cast<Type>(m.index()); }
+// The wire name ("challenge", "register", ...).
+const char* type_name(Type t) noexcept;
+// Whether only the hub sends this type (false: only the agent, or either way
+// for error/abort/credit, see sent_by_agent()).
+bool sent_by_hub(Type t) noexcept;
+bool sent_by_agent(Type t) noexcept;
+
+enum class Phase {
+  pre_auth,  // challenge, auth, welcome, refused; kMaxPreAuthMessage
+  session,   // every type but challenge, auth, welcome; kMaxSessionMessage
+};
+size_t max_message_size(Phase p) noexcept;
+bool allowed_in(Type t, Phase p) noexcept;
+
+// Parses one text frame. Errors (message names the field and the bad value,
+// e.g. "call.id: must be an integer 1..4294967295, got -1"):
+//   Errc::limit    the text is over the phase's size limit (close 1009);
+//   Errc::parse    not JSON, nesting over kMaxJsonDepth, control characters or
+//                  \u0000 in strings, trailing bytes (close 4000);
+//   Errc::protocol unknown or phase-forbidden type, unknown/duplicate/missing
+//                  field, wrong JSON type, out-of-range value (close 4000).
+Result<Message> decode(std::string_view json, Phase phase);
+// The close code to send after decode() failed with `s`.
+uint16_t close_code_for(const Status& s) noexcept;
+
+// Checks every limit decode() checks, on a message built in memory.
+Status validate(const Message& m);
+// Compact JSON, fields in a fixed order ("type" first). `m` must pass
+// validate() and fit the phase's size limit; otherwise the peer will refuse
+// what comes out (encode_checked() checks both).
+std::string encode(const Message& m);
+// validate(), the phase rule and the size limit, then encode(). Errc::protocol
+// for an invalid message or a type not allowed in `phase`, Errc::limit when
+// the text is over max_message_size(phase) (e.g. a call with many large
+// headers). Use it for messages built from untrusted input.
+Result<std::string> encode_checked(const Message& m, Phase phase);
+
+bool operator==(const Challenge& a, const Challenge& b);
+bool operator==(const Auth& a, const Auth& b);
+bool operator==(const Welcome& a, const Welcome& b);
+bool operator==(const Refused& a, const Refused& b);
+bool operator==(const Register& a, const Register& b);
+bool operator==(const Registered& a, const Registered& b);
+bool operator==(const Call& a, const Call& b);
+bool operator==(const Response& a, const Response& b);
+bool operator==(const Finish& a, const Finish& b);
+bool operator==(const Error& a, const Error& b);
+bool operator==(const Abort& a, const Abort& b);
+bool operator==(const Credit& a, const Credit& b);
+bool operator==(const Goaway& a, const Goaway& b);
+
+}  // namespace tg::tunnel

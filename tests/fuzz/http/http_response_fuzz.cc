@@ -1,0 +1,7 @@
+// libFuzzer target: the HTTP response parser, fed at fuzz-chosen split points.
+#include "tests/fuzz/http/fuzz_common.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  tg::http::fuzz::drive(tg::http::Parser::Mode::response, data, size);
+  return 0;
+}
