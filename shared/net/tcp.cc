@@ -443,7 +443,20 @@ struct TcpConnector::Op {
       outstanding++;  // the handle
       tcp->data = this;
       conn.data = this;
-      int rc = uv_tcp_connect(&conn, tcp, ai->ai_addr, &Op::on_connected);
+      int rc = 0;
+      if (!opts.bind_address.empty()) {
+        sockaddr_storage src;
+        Status s = parse_ip(opts.bind_address, 0, &src);
+        if (!s.ok() || src.ss_family != ai->ai_family) {
+          last_error = s.ok() ? Status(Errc::invalid_argument, "source address " + opts.bind_address +
+                                                                   " does not match the family of " + host)
+                              : s;
+          close_tcp();
+          continue;
+        }
+        rc = uv_tcp_bind(tcp, reinterpret_cast<sockaddr*>(&src), 0);
+      }
+      if (rc == 0) rc = uv_tcp_connect(&conn, tcp, ai->ai_addr, &Op::on_connected);
       if (rc == 0) {
         outstanding++;  // the connect request
         return;

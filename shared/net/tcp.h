@@ -17,6 +17,7 @@ namespace tg::net {
 struct TcpOptions {
   unsigned keepalive_idle_s = 0;   // TCP keepalive after this idle time; 0 = off
   unsigned user_timeout_ms = 0;    // TCP_USER_TIMEOUT (Linux); 0 = kernel default
+  std::string bind_address;        // connector only: numeric source address; "" = any
 };
 
 // Applies TcpOptions to a connected or accepted socket.

@@ -127,6 +127,26 @@ TEST(Tcp, ResolvesLocalhostByName) {
   EXPECT_TRUE(loop.close().ok());
 }
 
+TEST(Tcp, ConnectsFromAChosenSourceAddress) {
+  Loop loop;
+  {
+    TcpListener l(loop);
+    StreamPtr server;
+    ASSERT_TRUE(l.listen("127.0.0.1", 0, [&](StreamPtr s) { server = std::move(s); }).ok());
+    TcpConnector c(loop);
+    StreamPtr client;
+    TcpOptions opts;
+    opts.bind_address = "127.0.0.7";
+    ASSERT_TRUE(c.connect("127.0.0.1", l.port(), 2000, [&](Result<StreamPtr> r) {
+                   ASSERT_TRUE(r.ok()) << r.status().to_string();
+                   client = std::move(r.value());
+                 }, opts).ok());
+    ASSERT_TRUE(loop.run_until([&] { return client && server; }, 3000));
+    EXPECT_EQ(server->peer_address().rfind("127.0.0.7:", 0), 0u) << server->peer_address();
+  }
+  EXPECT_TRUE(loop.close().ok());
+}
+
 TEST(Tcp, CancelledConnectNeverCallsBack) {
   Loop loop;
   int calls = 0;
