@@ -1,5 +1,7 @@
 #include "hub/config.h"
 
+#include "shared/tunnel/messages.h"
+
 namespace tg::hub {
 namespace {
 
@@ -16,6 +18,8 @@ std::string resolve(const std::string& config_file, std::string_view path) {
   return config_file.substr(0, slash + 1) + std::string(path);
 }
 
+// Ranges of values the hub announces in `welcome` come from the protocol's
+// own limits, so a valid config always encodes.
 config::Schema make_schema() {
   config::Schema s;
   s.sections.push_back({"", false, false, {
@@ -31,14 +35,14 @@ config::Schema make_schema() {
   }});
   s.sections.push_back({"tunnel", false, false, {
       Key{"path", Type::string, "/tunnel", 0, 0, nullptr, nullptr},
-      Key{"heartbeat", Type::duration, "15s", 50, kHour, nullptr, nullptr},
-      Key{"dead_after", Type::integer, "3", 1, 100, nullptr, nullptr},
+      Key{"heartbeat", Type::duration, "15s", tunnel::kMinHeartbeatMs, tunnel::kMaxHeartbeatMs, nullptr, nullptr},
+      Key{"dead_after", Type::integer, "3", 1, tunnel::kMaxDeadAfter, nullptr, nullptr},
       Key{"auth_timeout", Type::duration, "10s", 100, kHour, nullptr, nullptr},
       Key{"handshake_rate", Type::integer, "200", 1, 1000000, nullptr, nullptr},
       Key{"handshake_burst", Type::integer, "400", 1, 1000000, nullptr, nullptr},
       Key{"max_tunnels", Type::integer, "20000", 1, 1000000, nullptr, nullptr},
-      Key{"max_streams", Type::integer, "64", 1, 4096, nullptr, nullptr},
-      Key{"window", Type::size, "256KiB", 16 * 1024, 64 * kMiB, nullptr, nullptr},
+      Key{"max_streams", Type::integer, "64", 1, tunnel::kMaxMaxStreams, nullptr, nullptr},
+      Key{"window", Type::size, "256KiB", tunnel::kMinWindow, tunnel::kMaxWindow, nullptr, nullptr},
       Key{"write_high_water", Type::size, "1MiB", 64 * 1024, 256 * kMiB, nullptr, nullptr},
       Key{"drain_timeout", Type::duration, "30s", 0, kHour, nullptr, nullptr},
       Key{"goaway_spread", Type::duration, "10s", 0, kHour, nullptr, nullptr},
