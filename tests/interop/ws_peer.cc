@@ -1,6 +1,8 @@
 // Interop peer: our WebSocket server or client, driven by the node scripts
 // next to it (which play the other side with the `ws` npm package).
-//   ws_peer server [options]        listens on 127.0.0.1:0, prints "PORT <n>"
+//   ws_peer server [options]        listens on 127.0.0.1:0, prints "PORT <n>";
+//                                   serves HTTP (http::Server) and upgrades
+//                                   every request with ws::accept_upgrade
 //   ws_peer client <port> [options] connects to 127.0.0.1:<port>, path /interop
 // Options: --subprotocol P (repeatable), --require-subprotocol, --max-message N.
 // Behaviour on both sides: echo every message with its type; text commands
@@ -20,6 +22,7 @@
 
 #include "shared/core/log.h"
 #include "shared/core/loop.h"
+#include "shared/http/server.h"
 #include "shared/net/tcp.h"
 #include "shared/ws/client.h"
 #include "shared/ws/connection.h"
@@ -42,6 +45,13 @@ void say(const std::string& line) {
   std::printf("%s\n", line.c_str());
   std::fflush(stdout);
 }
+
+// The HTTP application: every request is a WebSocket upgrade attempt.
+class Upgrader final : public tg::http::ServerHandler {
+ public:
+  std::function<void(tg::http::Exchange&)> on_request_fn;
+  void on_request(tg::http::Exchange& ex) noexcept override { on_request_fn(ex); }
+};
 
 class Session final : public tg::ws::Handler {
  public:
@@ -151,7 +161,8 @@ int main(int argc, char** argv) {
     tg::Timer reaper(loop);
     std::vector<std::unique_ptr<Session>> sessions;
     std::vector<std::unique_ptr<Session>> graveyard;
-    std::vector<std::unique_ptr<tg::ws::ServerHandshake>> handshakes;
+    Upgrader upgrader;  // outlives http_server
+    tg::http::Server http_server(loop, &upgrader);
     tg::net::TcpListener listener(loop);
     tg::net::TcpConnector connector(loop);
     std::unique_ptr<tg::ws::ClientHandshake> client_hs;
@@ -173,31 +184,20 @@ int main(int argc, char** argv) {
     tg::Status st = sigterm.start(SIGTERM, [&](int) { stop = true; });
     if (!st.ok()) say("ERROR " + st.to_string());
 
-    tg::ws::AcceptConfig cfg;
-    cfg.handshake.subprotocols = args.subprotocols;
-    cfg.handshake.require_subprotocol = args.require_subprotocol;
-    cfg.options = opts;
+    tg::ws::ServerHandshakeConfig cfg;
+    cfg.subprotocols = args.subprotocols;
+    cfg.require_subprotocol = args.require_subprotocol;
+    upgrader.on_request_fn = [&](tg::http::Exchange& ex) {
+      auto r = tg::ws::accept_upgrade(loop, ex, cfg, opts);
+      if (r.ok()) {
+        sessions.push_back(std::make_unique<Session>(std::move(r.value()), retire));
+      } else {
+        say("ERROR " + r.status().to_string());
+      }
+    };
     if (args.mode == "server") {
-      st = listener.listen("127.0.0.1", 0, [&](tg::net::StreamPtr stream) {
-        auto self = std::make_shared<tg::ws::ServerHandshake*>(nullptr);
-        auto hs = std::make_unique<tg::ws::ServerHandshake>(
-            loop, std::move(stream), cfg, [&, self](tg::Result<tg::ws::ConnectionPtr> r) {
-              if (r.ok()) {
-                sessions.push_back(std::make_unique<Session>(std::move(r.value()), retire));
-              } else {
-                say("ERROR " + r.status().to_string());
-              }
-              for (auto it = handshakes.begin(); it != handshakes.end(); ++it) {
-                if (it->get() == *self) {
-                  handshakes.erase(it);  // destroying it inside its callback is allowed
-                  break;
-                }
-              }
-            });
-        *self = hs.get();
-        hs->start();
-        handshakes.push_back(std::move(hs));
-      });
+      st = listener.listen("127.0.0.1", 0,
+                           [&](tg::net::StreamPtr stream) { http_server.accept(std::move(stream)); });
       if (!st.ok()) {
         say("ERROR " + st.to_string());
         return 1;
@@ -245,7 +245,6 @@ int main(int argc, char** argv) {
     constexpr uint64_t kMaxRunMs = 10 * 60 * 1000;
     if (!loop.run_until([&] { return stop; }, kMaxRunMs)) exit_code = 3;
     client_hs.reset();
-    handshakes.clear();
     sessions.clear();
     graveyard.clear();
     listener.close();

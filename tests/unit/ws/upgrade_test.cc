@@ -1,10 +1,12 @@
-// Client and server handshakes over loopback: our client against our server,
-// and each against a raw peer writing hand-made HTTP.
+// Client and server handshakes over loopback: our client against our server
+// (accept_upgrade behind the real http::Server), and each against a raw peer
+// writing hand-made HTTP.
 #include <gtest/gtest.h>
 
 #include <optional>
 #include <string>
 
+#include "shared/http/server.h"
 #include "shared/ws/client.h"
 #include "shared/ws/handshake.h"
 #include "shared/ws/server.h"
@@ -20,13 +22,27 @@ using test::Recorder;
 
 constexpr const char* kRfcKey = "dGhlIHNhbXBsZSBub25jZQ==";
 
+// The application behind the HTTP server: every request goes to `fn`.
+struct RequestHook final : http::ServerHandler {
+  std::function<void(http::Exchange&)> fn;
+  void on_request(http::Exchange& ex) noexcept override { fn(ex); }
+};
+
+std::string upgrade_request(const std::string& extra_headers) {
+  return std::string("GET /t HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: ") +
+         kRfcKey + "\r\n" + extra_headers + "\r\n";
+}
+
 class WsUpgrade : public ::testing::Test {
  protected:
   Loop loop;
   Recorder client_rec;
   Recorder server_rec;
+  RequestHook hook;  // outlives http_server
+  ServerHandshakeConfig server_cfg;
+  std::unique_ptr<http::Server> http_server;
   std::unique_ptr<ClientHandshake> client_hs;
-  std::unique_ptr<ServerHandshake> server_hs;
   std::optional<Result<ConnectionPtr>> client_result;
   std::optional<Result<ConnectionPtr>> server_result;
   std::string server_path;
@@ -43,14 +59,15 @@ class WsUpgrade : public ::testing::Test {
     client_hs = std::move(hs.value());
   }
 
-  void start_server(net::StreamPtr s, AcceptConfig cfg) {
-    server_hs = std::make_unique<ServerHandshake>(loop, std::move(s), std::move(cfg),
-                                                  [this](Result<ConnectionPtr> r) {
-                                                    server_path = server_hs->request().target;
-                                                    server_result.emplace(std::move(r));
-                                                    server_hs.reset();
-                                                  });
-    server_hs->start();
+  // Serves HTTP on `s`; each request goes through accept_upgrade.
+  void start_server(net::StreamPtr s, ServerHandshakeConfig cfg = {}) {
+    server_cfg = std::move(cfg);
+    hook.fn = [this](http::Exchange& ex) {
+      server_path = ex.request().target;
+      server_result.emplace(accept_upgrade(loop, ex, server_cfg, Options{}));
+    };
+    http_server = std::make_unique<http::Server>(loop, &hook);
+    http_server->accept(std::move(s));
   }
 
   ConnectionPtr& client_conn() { return client_result->value(); }
@@ -58,9 +75,9 @@ class WsUpgrade : public ::testing::Test {
 
   void finish() {
     client_hs.reset();
-    server_hs.reset();
     client_result.reset();
     server_result.reset();
+    http_server.reset();
     raw.reset();
     EXPECT_TRUE(loop.close().ok());
   }
@@ -69,10 +86,7 @@ class WsUpgrade : public ::testing::Test {
 TEST_F(WsUpgrade, ClientAndServerAgreeOnSubprotocolAndExchangeMessages) {
   net::StreamPtr cs, ss;
   ASSERT_TRUE(connect_pair(loop, &cs, &ss));
-  AcceptConfig cfg;
-  cfg.handshake.subprotocols = {"tokengo.v1"};
-  cfg.handshake.require_subprotocol = true;
-  start_server(std::move(ss), cfg);
+  start_server(std::move(ss), {{"tokengo.v1"}, true});
   ConnectRequest req;
   req.host = "127.0.0.1";
   req.path = "/tunnel";
@@ -180,120 +194,105 @@ TEST_F(WsUpgrade, ClientArgumentErrorReturnsAtOnce) {
   finish();
 }
 
-TEST_F(WsUpgrade, ServerRefusesWrongVersionWith426) {
+TEST_F(WsUpgrade, ServerRefusesWrongVersionWith426AndCloses) {
   net::StreamPtr cs, ss;
   ASSERT_TRUE(connect_pair(loop, &cs, &ss));
-  start_server(std::move(ss), AcceptConfig{});
+  start_server(std::move(ss));
   raw = std::make_unique<RawPeer>(std::move(cs));
-  raw->send(std::string("GET /t HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
-                        "Connection: Upgrade\r\nSec-WebSocket-Key: ") +
-            kRfcKey + "\r\nSec-WebSocket-Version: 8\r\n\r\n");
+  raw->send(upgrade_request("Sec-WebSocket-Version: 8\r\n"));
   ASSERT_TRUE(run([&] { return server_result.has_value() && raw->ended; }));
   EXPECT_EQ(raw->received.rfind("HTTP/1.1 426", 0), 0u) << raw->received;
   EXPECT_NE(raw->received.find("Sec-WebSocket-Version: 13"), std::string::npos);
+  EXPECT_NE(raw->received.find("Connection: close"), std::string::npos);
+  EXPECT_NE(raw->received.find("\r\n\r\nSec-WebSocket-Version must be 13"), std::string::npos)
+      << raw->received;
   ASSERT_FALSE(server_result->ok());
   EXPECT_EQ(server_result->status().code(), Errc::protocol);
+  EXPECT_NE(server_result->status().message().find("426"), std::string::npos);
   finish();
 }
 
 TEST_F(WsUpgrade, ServerRefusesMissingRequiredSubprotocolWith400) {
   net::StreamPtr cs, ss;
   ASSERT_TRUE(connect_pair(loop, &cs, &ss));
-  AcceptConfig cfg;
-  cfg.handshake.subprotocols = {"tokengo.v1"};
-  cfg.handshake.require_subprotocol = true;
-  start_server(std::move(ss), cfg);
+  start_server(std::move(ss), {{"tokengo.v1"}, true});
   raw = std::make_unique<RawPeer>(std::move(cs));
-  raw->send(std::string("GET /t HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
-                        "Connection: Upgrade\r\nSec-WebSocket-Key: ") +
-            kRfcKey + "\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\r\n");
+  raw->send(upgrade_request("Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n"));
   ASSERT_TRUE(run([&] { return server_result.has_value() && raw->ended; }));
   EXPECT_EQ(raw->received.rfind("HTTP/1.1 400", 0), 0u) << raw->received;
-  EXPECT_FALSE(server_result->ok());
+  EXPECT_NE(raw->received.find("tokengo.v1"), std::string::npos) << raw->received;
+  ASSERT_FALSE(server_result->ok());
+  EXPECT_EQ(server_result->status().code(), Errc::protocol);
+  finish();
+}
+
+TEST_F(WsUpgrade, ServerAnswersPlainGetWith426AndKeepsConnection) {
+  net::StreamPtr cs, ss;
+  ASSERT_TRUE(connect_pair(loop, &cs, &ss));
+  start_server(std::move(ss));
+  raw = std::make_unique<RawPeer>(std::move(cs));
+  raw->send("GET /t HTTP/1.1\r\nHost: h\r\n\r\n");
+  const std::string body = "this resource needs a websocket upgrade (Upgrade: websocket)\n";
+  ASSERT_TRUE(run([&] { return raw->received.find(body) != std::string::npos; }))
+      << raw->received;
+  EXPECT_EQ(raw->received.rfind("HTTP/1.1 426", 0), 0u) << raw->received;
+  EXPECT_NE(raw->received.find("Upgrade: websocket"), std::string::npos);
+  EXPECT_NE(raw->received.find("Content-Length: " + std::to_string(body.size())),
+            std::string::npos);
+  EXPECT_FALSE(raw->ended);
+  ASSERT_TRUE(server_result.has_value());
+  EXPECT_EQ(server_result->status().code(), Errc::protocol);
+  finish();
+}
+
+TEST_F(WsUpgrade, ServerRefusesUpgradeRequestWithBody) {
+  net::StreamPtr cs, ss;
+  ASSERT_TRUE(connect_pair(loop, &cs, &ss));
+  start_server(std::move(ss));
+  raw = std::make_unique<RawPeer>(std::move(cs));
+  raw->send(upgrade_request("Sec-WebSocket-Version: 13\r\nContent-Length: 4\r\n") + "abcd");
+  ASSERT_TRUE(run([&] { return server_result.has_value() && raw->ended; }));
+  EXPECT_EQ(raw->received.rfind("HTTP/1.1 400", 0), 0u) << raw->received;
+  EXPECT_NE(raw->received.find("must not have a body"), std::string::npos);
+  ASSERT_FALSE(server_result->ok());
+  EXPECT_EQ(server_result->status().code(), Errc::protocol);
   finish();
 }
 
 TEST_F(WsUpgrade, ServerProcessesFrameSentWithRequest) {
   net::StreamPtr cs, ss;
   ASSERT_TRUE(connect_pair(loop, &cs, &ss));
-  start_server(std::move(ss), AcceptConfig{});
+  start_server(std::move(ss));
   raw = std::make_unique<RawPeer>(std::move(cs));
-  std::string req = std::string("GET /t HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
-                                "Connection: Upgrade\r\nSec-WebSocket-Key: ") +
-                    kRfcKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  std::string req = upgrade_request("Sec-WebSocket-Version: 13\r\n");
   const MaskKey key{1, 2, 3, 4};
   encode_frame(req, true, Opcode::binary, "eager", &key);
   raw->send(req);
   ASSERT_TRUE(run([&] { return server_result.has_value(); }));
   ASSERT_TRUE(server_result->ok()) << server_result->status().to_string();
-  EXPECT_NE(raw->received.find("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), std::string::npos);
+  EXPECT_EQ(server_path, "/t");
   server_conn()->start(&server_rec);
   ASSERT_TRUE(run([&] { return server_rec.messages.size() == 1; }));
   EXPECT_EQ(server_rec.messages[0].payload, "eager");
+  EXPECT_EQ(raw->received.rfind("HTTP/1.1 101", 0), 0u) << raw->received;
+  EXPECT_NE(raw->received.find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+            std::string::npos);
   finish();
 }
 
-// Stands in for the HTTP server's exchange: upgrade() writes the head and
-// hands over the stream, as the shared/http contract says.
-struct FakeExchange {
-  net::StreamPtr stream;
-  std::string leftover;
-  int upgrades = 0;
-  Result<http::Upgraded> upgrade(const http::ResponseHead& head) {
-    ++upgrades;
-    auto bytes = http::serialize(head);
-    if (!bytes.ok()) return bytes.status();
-    TG_TRY(stream->write(*bytes));
-    return http::Upgraded{std::move(stream), std::move(leftover)};
-  }
-};
-
-http::RequestHead upgrade_request(const char* protocols) {
-  http::RequestHead r;
-  r.method = "GET";
-  r.target = "/tunnel";
-  r.headers.add("Host", "h");
-  r.headers.add("Upgrade", "websocket");
-  r.headers.add("Connection", "Upgrade");
-  r.headers.add("Sec-WebSocket-Key", kRfcKey);
-  r.headers.add("Sec-WebSocket-Version", "13");
-  if (*protocols) r.headers.add("Sec-WebSocket-Protocol", protocols);
-  return r;
-}
-
-TEST_F(WsUpgrade, AcceptUpgradeOverExchangeYieldsServerConnection) {
+TEST_F(WsUpgrade, ServerConnectionOutlivesHttpServer) {
   net::StreamPtr cs, ss;
   ASSERT_TRUE(connect_pair(loop, &cs, &ss));
+  start_server(std::move(ss));
   raw = std::make_unique<RawPeer>(std::move(cs));
-  FakeExchange ex;
-  ex.stream = std::move(ss);
-  const MaskKey key{4, 3, 2, 1};
-  encode_frame(ex.leftover, true, Opcode::text, "left", &key);
-  UpgradeDecision refusal;
-  auto conn = accept_upgrade(loop, ex, upgrade_request("tokengo.v1"), {{"tokengo.v1"}, true},
-                             Options{}, &refusal);
-  ASSERT_TRUE(conn.ok()) << conn.status().to_string();
-  EXPECT_EQ(ex.upgrades, 1);
-  EXPECT_EQ(conn.value()->subprotocol(), "tokengo.v1");
-  conn.value()->start(&server_rec);
+  raw->send(upgrade_request("Sec-WebSocket-Version: 13\r\n"));
+  ASSERT_TRUE(run([&] { return server_result.has_value(); }));
+  ASSERT_TRUE(server_result->ok()) << server_result->status().to_string();
+  http_server.reset();
+  server_conn()->start(&server_rec);
+  raw->send_frame(true, Opcode::text, "after", true);
   ASSERT_TRUE(run([&] { return server_rec.messages.size() == 1; }));
-  EXPECT_EQ(server_rec.messages[0].payload, "left");
-  EXPECT_EQ(raw->received.rfind("HTTP/1.1 101", 0), 0u);
-  EXPECT_NE(raw->received.find("Sec-WebSocket-Protocol: tokengo.v1"), std::string::npos);
-  conn.value().reset();
-  finish();
-}
-
-TEST_F(WsUpgrade, AcceptUpgradeRefusalLeavesExchangeUntouched) {
-  FakeExchange ex;
-  UpgradeDecision refusal;
-  auto conn = accept_upgrade(loop, ex, upgrade_request("chat"), {{"tokengo.v1"}, true},
-                             Options{}, &refusal);
-  ASSERT_FALSE(conn.ok());
-  EXPECT_EQ(conn.status().code(), Errc::protocol);
-  EXPECT_EQ(ex.upgrades, 0);
-  EXPECT_EQ(refusal.response.status, 400);
-  EXPECT_FALSE(refusal.error.empty());
+  EXPECT_EQ(server_rec.messages[0].payload, "after");
   finish();
 }
 
