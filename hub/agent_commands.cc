@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "hub/agent_store.h"
+#include "hub/config.h"
 
 namespace tg::hub {
 namespace {
@@ -66,13 +67,29 @@ bool only_options(const cli::Parsed& args, std::initializer_list<const char*> al
   return true;
 }
 
+// The registry file: --db, else `database` from the --config file, else the
+// default. A config file with errors is refused with every error listed.
+Result<std::string> registry_path(const cli::Parsed& args) {
+  if (args.has("db")) return args.get("db");
+  if (!args.has("config")) return std::string(kDefaultRegistryPath);
+  LoadResult loaded = load(args.get("config"));
+  if (!loaded.config) {
+    std::string msg;
+    for (const auto& d : loaded.errors) msg += (msg.empty() ? "" : "\n") + d.to_string();
+    return error(Errc::invalid_argument, msg);
+  }
+  return loaded.config->database;
+}
+
 Result<AgentStore> open_store(const cli::Parsed& args, bool create) {
-  const std::string path = args.get("db", kDefaultRegistryPath);
+  auto where = registry_path(args);
+  if (!where.ok()) return where.status();
+  const std::string& path = *where;
   auto store = AgentStore::open(path, create);
   if (!store.ok() && store.status().code() == Errc::not_found) {
     return error(Errc::not_found, "registry '" + path +
                                       "' does not exist (it is created by 'agent approve', "
-                                      "'enroll' or the hub; --db names another file)");
+                                      "'enroll' or the hub; --db or --config names another file)");
   }
   return store;
 }
@@ -95,7 +112,7 @@ Result<std::string> owner_option(const cli::Parsed& args) {
 
 int run_approve(const cli::Parsed& args) {
   const std::string what = "agent approve";
-  if (!only_options(args, {"owner", "tier", "db"}, what)) return 2;
+  if (!only_options(args, {"owner", "tier", "db", "config"}, what)) return 2;
   if (args.positional.size() != 2) return usage_error(what, "takes PUBKEY (the agent's public key)");
   auto key = canonical_pubkey(args.positional[1]);
   if (!key.ok()) return usage_error(what, key.status().message());
@@ -122,7 +139,7 @@ int run_approve(const cli::Parsed& args) {
 
 int run_revoke(const cli::Parsed& args) {
   const std::string what = "agent revoke";
-  if (!only_options(args, {"db"}, what)) return 2;
+  if (!only_options(args, {"db", "config"}, what)) return 2;
   if (args.positional.size() != 2) return usage_error(what, "takes PUBKEY (the agent's public key)");
   auto key = canonical_pubkey(args.positional[1]);
   if (!key.ok()) return usage_error(what, key.status().message());
@@ -189,7 +206,7 @@ void print_table(const std::vector<AgentRecord>& agents) {
 
 int run_list(const cli::Parsed& args) {
   const std::string what = "agent list";
-  if (!only_options(args, {"db", "json"}, what)) return 2;
+  if (!only_options(args, {"db", "config", "json"}, what)) return 2;
   if (args.positional.size() != 1) return usage_error(what, "takes no PUBKEY");
   auto store = open_store(args, false);
   if (!store.ok()) return fail(what, store.status(), 1);
@@ -274,8 +291,9 @@ Result<int64_t> parse_ttl_ms(std::string_view text) {
 cli::Command agent_command() {
   return {"agent",
           "manage agent keys: 'approve PUBKEY --owner NAME [--tier RATIO]', 'revoke PUBKEY', "
-          "'list [--json]' (registry: --db, default tokengo-hub.db)",
-          {{"owner", true}, {"tier", true}, {"db", true}, {"json", false}},
+          "'list [--json]' (registry: --db FILE, or 'database' of --config FILE; default "
+          "tokengo-hub.db)",
+          {{"owner", true}, {"tier", true}, {"db", true}, {"config", true}, {"json", false}},
           1,
           2,
           "approve|revoke|list [PUBKEY]"};
@@ -284,8 +302,8 @@ cli::Command agent_command() {
 cli::Command enroll_command() {
   return {"enroll",
           "print a one-time enrollment token that binds the first agent key presenting it to "
-          "--owner (--tier RATIO, default 1; --ttl, default 24h)",
-          {{"owner", true}, {"tier", true}, {"ttl", true}, {"db", true}}};
+          "--owner (--tier RATIO, default 1; --ttl, default 24h; registry: --db or --config)",
+          {{"owner", true}, {"tier", true}, {"ttl", true}, {"db", true}, {"config", true}}};
 }
 
 int run_agent(const cli::Parsed& args) {

@@ -7,6 +7,7 @@
 #include "hub/agent_commands.h"
 #include "hub/cert_command.h"
 #include "hub/config.h"
+#include "hub/run.h"
 #include "shared/cli/args.h"
 #include "shared/cli/check_config.h"
 #include "shared/cli/keys.h"
@@ -22,6 +23,7 @@ constexpr const char* kDescription =
 
 std::vector<tg::cli::Command> commands() {
   return {
+      tg::hub::run_command(),
       tg::cli::keygen_command("create the hub's Ed25519 signing key (mode 0600; default "
                               "hub.key) and print its public key"),
       tg::cli::pubkey_command(),
@@ -52,6 +54,7 @@ int main(int argc, char** argv) {
     std::printf("%s %s\n", kProgram, tg::version_line().c_str());
     return 0;
   }
+  if (args.command == "run") return tg::hub::run_daemon(args);
   if (args.command == "keygen") return tg::cli::run_keygen(args, kDefaultKey);
   if (args.command == "pubkey") return tg::cli::run_pubkey(args, kDefaultKey);
   if (args.command == "check-config") {

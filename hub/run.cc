@@ -1,0 +1,123 @@
+#include "hub/run.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <climits>
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "hub/agent_store.h"
+#include "hub/config.h"
+#include "hub/tunnel_server.h"
+#include "shared/core/log.h"
+#include "shared/core/loop.h"
+#include "shared/core/version.h"
+#include "shared/tls/certgen.h"
+#include "shared/tls/context.h"
+
+namespace tg::hub {
+namespace {
+
+constexpr const char* kLog = "hub";
+
+std::string host_name() {
+  char buf[HOST_NAME_MAX + 1] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "tokengo-hub";
+  return buf;
+}
+
+std::string authority(const net::HostPort& hp, uint16_t port) {
+  const bool v6 = hp.host.find(':') != std::string::npos;
+  return (v6 ? "[" + hp.host + "]" : hp.host) + ":" + std::to_string(port);
+}
+
+int startup_error(const std::string& what, const Status& s) {
+  std::fprintf(stderr, "tokengo-hub: %s: %s\n", what.c_str(), s.message().c_str());
+  return 1;
+}
+
+}  // namespace
+
+cli::Command run_command() {
+  static std::string summary;
+  summary = std::string("run the hub: serve agent tunnels until SIGTERM (config: --config, "
+                        "default ") + kDefaultConfigPath + ")";
+  return {"run", summary.c_str(), {{"config", true}}};
+}
+
+int run_daemon(const cli::Parsed& args) {
+  const std::string path = args.get("config", kDefaultConfigPath);
+  LoadResult loaded = load(path);
+  if (!loaded.config) {
+    for (const auto& d : loaded.errors) std::fprintf(stderr, "tokengo-hub: %s\n", d.to_string().c_str());
+    return 1;
+  }
+  const HubConfig& cfg = *loaded.config;
+  log::Level level = log::Level::info;
+  if (log::parse_level(cfg.log_level.c_str(), &level)) log::set_level(level);
+  // A peer closing mid-write must not kill the daemon.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  TG_INFO(kLog, "tokengo-hub %s starting with %s", version_line().c_str(), path.c_str());
+  const std::string name = cfg.tls_name.empty() ? host_name() : cfg.tls_name;
+  Status s = tls::ensure_self_signed(cfg.tls_cert, cfg.tls_key, name, {name});
+  if (!s.ok()) return startup_error("TLS certificate", s);
+  tls::ServerConfig sc;
+  sc.cert_chain_file = cfg.tls_cert;
+  sc.private_key_file = cfg.tls_key;
+  auto ctx = tls::ServerContext::create(sc);
+  if (!ctx.ok()) return startup_error("TLS certificate " + cfg.tls_cert, ctx.status());
+  TG_INFO(kLog, "hub public key pin: %s", (*ctx)->pin().c_str());
+
+  auto opened = AgentStore::open(cfg.database, true);
+  if (!opened.ok()) return startup_error("database " + cfg.database, opened.status());
+  std::optional<AgentStore> store(std::move(opened.value()));
+  s = store->sessions_clear();
+  if (!s.ok()) return startup_error("database " + cfg.database, s);
+
+  int code = 0;
+  Loop loop;
+  {
+    auto server = std::make_unique<TunnelServer>(loop, cfg.tunnel, *ctx, &*store);
+    Signal term(loop), intr(loop), hup(loop);
+    s = server->start(cfg.agent_listen);
+    if (!s.ok()) {
+      code = startup_error("tunnel listener", s);
+    } else {
+      TG_INFO(kLog, "agent listener ready on %s",
+              authority(cfg.agent_listen, server->port()).c_str());
+      int stops = 0;
+      auto on_stop = [&](int signum) {
+        const char* sig = signum == SIGINT ? "SIGINT" : "SIGTERM";
+        if (++stops == 1) {
+          TG_INFO(kLog, "%s: shutting down (send it again to exit at once)", sig);
+          server->shutdown([&loop] { loop.stop(); });
+          return;
+        }
+        TG_WARN(kLog, "%s again: exiting at once", sig);
+        server.reset();  // aborts every connection; no callback fires
+        loop.stop();
+      };
+      s = term.start(SIGTERM, on_stop);
+      if (s.ok()) s = intr.start(SIGINT, on_stop);
+      if (s.ok()) s = hup.start(SIGHUP, [](int) { TG_INFO(kLog, "SIGHUP: nothing to reload yet"); });
+      if (!s.ok()) {
+        code = startup_error("signals", s);
+      } else {
+        loop.run();
+      }
+    }
+  }  // the server and the signal watchers close their handles here
+  Status closed = loop.close();
+  if (!closed.ok()) TG_WARN(kLog, "event loop: %s", closed.message().c_str());
+  store.reset();
+  TG_INFO(kLog, "database closed");
+  TG_INFO(kLog, "stopped");
+  return code;
+}
+
+}  // namespace tg::hub
