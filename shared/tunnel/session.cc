@@ -176,6 +176,13 @@ void Session::close(uint16_t code, const std::string& why, const Refused* refusa
 void Session::fail(uint16_t code, const std::string& why) {
   TG_WARN("tunnel", "%s side, peer %s: closing with %u: %s", side_name(side_),
           ws_->peer_address().c_str(), code, why.c_str());
+  // Before authentication the hub says why in a `refused` the agent can log
+  // (PROTOCOL.md section 9); afterwards the close reason carries it.
+  if (side_ == Side::hub && phase_ == Phase::pre_auth && code != close_code::heartbeat_timeout) {
+    Refused r{std::string(refusal::protocol), why.substr(0, kMaxText)};
+    close(code, why, &r);
+    return;
+  }
   close(code, why);
 }
 

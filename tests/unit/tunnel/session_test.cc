@@ -308,7 +308,10 @@ struct RawPeer : ws::Handler {
   std::unique_ptr<ws::Connection> conn;
   uint16_t close_code = 0;
   int closes = 0;
-  void on_ws_message(ws::Connection&, ws::Opcode, std::string_view) noexcept override {}
+  std::vector<std::string> texts;
+  void on_ws_message(ws::Connection&, ws::Opcode, std::string_view text) noexcept override {
+    texts.emplace_back(text);
+  }
   void on_ws_close(ws::Connection&, uint16_t code, std::string_view, bool) noexcept override {
     close_code = code;
     ++closes;
@@ -364,6 +367,13 @@ TEST(SessionViolations, UnknownMessageType) {
     RawFixture f(loop);
     ASSERT_TRUE(f.peer.conn->send_text(R"({"type":"teleport"})").ok());
     EXPECT_EQ(f.closed_with(), close_code::bad_message);
+    // Before authentication the hub explains itself in a `refused`.
+    ASSERT_TRUE(loop.run_until([&] { return f.peer.closes == 1; }, kTimeoutMs));
+    ASSERT_EQ(f.peer.texts.size(), 1u);
+    auto m = decode(f.peer.texts[0], Phase::pre_auth);
+    ASSERT_TRUE(m.ok()) << f.peer.texts[0];
+    EXPECT_EQ(std::get<Refused>(*m).code, "protocol");
+    EXPECT_EQ(f.peer.close_code, close_code::bad_message);
   }
   EXPECT_TRUE(loop.close().ok());
 }
