@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "agent/config.h"
+#include "agent/run.h"
 #include "shared/cli/args.h"
 #include "shared/cli/check_config.h"
 #include "shared/cli/keys.h"
@@ -20,6 +21,7 @@ constexpr const char* kDescription =
 
 std::vector<tg::cli::Command> commands() {
   return {
+      tg::agent::run_command(),
       tg::cli::keygen_command("create the agent's Ed25519 identity key (mode 0600; default "
                               "agent.key) and print its public key"),
       tg::cli::pubkey_command(),
@@ -46,6 +48,7 @@ int main(int argc, char** argv) {
     std::printf("%s %s\n", kProgram, tg::version_line().c_str());
     return 0;
   }
+  if (args.command == "run") return tg::agent::run(args.get("config", tg::agent::kDefaultConfigPath));
   if (args.command == "keygen") return tg::cli::run_keygen(args, kDefaultKey);
   if (args.command == "pubkey") return tg::cli::run_pubkey(args, kDefaultKey);
   if (args.command == "check-config") {

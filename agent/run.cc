@@ -1,0 +1,103 @@
+#include "agent/run.h"
+
+#include <signal.h>
+
+#include <cstdio>
+
+#include "agent/config.h"
+#include "agent/tunnel_client.h"
+#include "shared/core/log.h"
+#include "shared/core/loop.h"
+#include "shared/crypto/ed25519.h"
+
+namespace tg::agent {
+namespace {
+
+constexpr const char* kProgram = "tokengo-agent";
+constexpr const char* kLog = "agent";
+
+const char* signal_name(int signum) { return signum == SIGTERM ? "SIGTERM" : signum == SIGINT ? "SIGINT" : "signal"; }
+
+}  // namespace
+
+cli::Command run_command() {
+  static const std::string summary =
+      std::string("connect to the hub and serve until SIGTERM (default config ") +
+      kDefaultConfigPath + ")";
+  return {"run", summary.c_str(), {{"config", true}}};
+}
+
+int run(const std::string& config_path) {
+  LoadResult loaded = load(config_path);
+  if (!loaded.config) {
+    for (const auto& d : loaded.errors) std::fprintf(stderr, "%s: %s\n", kProgram, d.to_string().c_str());
+    return 1;
+  }
+  const AgentConfig& config = *loaded.config;
+  log::Level level = log::Level::info;
+  if (log::parse_level(config.log_level.c_str(), &level)) log::set_level(level);
+
+  auto key = crypto::KeyPair::load(config.identity_key);
+  if (!key.ok()) {
+    if (key.status().code() == Errc::not_found) {
+      std::fprintf(stderr, "%s: identity key %s not found; create it with: %s keygen --out %s\n",
+                   kProgram, config.identity_key.c_str(), kProgram, config.identity_key.c_str());
+    } else {
+      std::fprintf(stderr, "%s: %s\n", kProgram, key.status().message().c_str());
+    }
+    return 1;
+  }
+  // A peer that resets a connection must cost us an EPIPE, not the process.
+  ::signal(SIGPIPE, SIG_IGN);
+
+  int exit_code = 0;
+  Loop loop;
+  {
+    RefusingCallHandler calls(config.models());
+    TunnelClient client(loop, config, key.value(), &calls);
+    Signal sigterm(loop), sigint(loop);
+    int signals = 0;
+    bool finished = false;
+    auto finish = [&](int code) {
+      if (finished) return;
+      finished = true;
+      exit_code = code;
+      sigterm.stop();
+      sigint.stop();
+    };
+    auto on_signal = [&](int signum) {
+      if (++signals == 1) {
+        TG_INFO(kLog, "received %s: stopping; in-flight calls get up to %llu ms",
+                signal_name(signum), static_cast<unsigned long long>(config.tunnel.drain_timeout_ms));
+        client.shutdown(config.tunnel.drain_timeout_ms, [&] {
+          TG_INFO(kLog, "agent stopped");
+          finish(0);
+        });
+      } else {
+        TG_WARN(kLog, "received %s again: exiting at once", signal_name(signum));
+        client.stop();
+        finish(1);
+      }
+    };
+    client.set_on_state([&](TunnelClient::State, TunnelClient::State to) {
+      if (to == TunnelClient::State::stopped && signals == 0) finish(1);  // replaced: gave up
+    });
+    Status s = sigterm.start(SIGTERM, on_signal);
+    if (s.ok()) s = sigint.start(SIGINT, on_signal);
+    if (s.ok()) s = client.start();
+    if (!s.ok()) {
+      std::fprintf(stderr, "%s: %s\n", kProgram, s.message().c_str());
+      client.stop();
+      exit_code = 1;
+    } else {
+      const std::string url = "wss://" + config.hub.authority() + config.hub.path;
+      TG_INFO(kLog, "agent %s starting; hub %s", key->public_base64().c_str(), url.c_str());
+      loop.run();
+    }
+  }
+  Status closed = loop.close();
+  if (!closed.ok()) TG_ERROR(kLog, "internal: %s", closed.message().c_str());
+  return exit_code;
+}
+
+}  // namespace tg::agent
