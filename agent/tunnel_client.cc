@@ -206,6 +206,7 @@ void TunnelClient::on_tls(Result<net::StreamPtr> result) {
   req.options.max_frame_payload = tunnel::kFrameHeaderSize + tunnel::kMaxFramePayload;
   req.options.max_message_size = tunnel::kFrameHeaderSize + tunnel::kMaxFramePayload;
   req.options.close_timeout_ms = std::min(config_.tunnel.connect_timeout_ms, kMaxCloseWaitMs);
+  req.options.max_pings_per_minute = tunnel::kMaxPingsPerMinute;
   req.timeout_ms = remaining_ms();
   auto hs = ws::connect(loop_, std::move(stream), std::move(req),
                         [this](Result<ws::ConnectionPtr> r) { on_upgraded(std::move(r)); });

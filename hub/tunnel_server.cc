@@ -468,6 +468,7 @@ void TunnelServer::on_request(http::Exchange& ex) noexcept {
   wo.max_frame_payload = kMaxWsMessage;
   wo.max_message_size = kMaxWsMessage;
   wo.close_timeout_ms = kTunnelCloseTimeoutMs;
+  wo.max_pings_per_minute = tunnel::kMaxPingsPerMinute;
   auto up = ws::accept_upgrade(loop_, ex, hs, wo);
   if (!up.ok()) {
     TG_DEBUG(kLog, "%s: upgrade refused: %s", peer.c_str(), up.status().message().c_str());

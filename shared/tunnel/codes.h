@@ -21,6 +21,10 @@ constexpr uint32_t kDefaultHeartbeatMs = 15000;
 constexpr uint32_t kDefaultDeadAfter = 3;
 constexpr uint32_t kDefaultMaxStreams = 64;
 constexpr uint32_t kDefaultWindow = 256 * 1024;
+// WebSocket pings either side accepts per minute before closing with 1008
+// (a ping flood). Heartbeats are at least 1 s apart, so honest peers send
+// at most 60; the rest is slack for clock jitter and user pings.
+constexpr uint32_t kMaxPingsPerMinute = 120;
 
 // WebSocket close codes the tunnel uses (RFC 6455 codes plus 4000-4999 ours).
 namespace close_code {

@@ -51,6 +51,7 @@ Connection::Connection(uv_loop_t* loop, net::StreamPtr stream, std::string lefto
       opts_(opts),
       subprotocol_(std::move(subprotocol)),
       decoder_(std::min(opts.max_frame_payload, kAbsoluteMaxPayload)),
+      loop_(loop),
       close_timer_(loop),
       defer_timer_(loop) {
   opts_.max_frame_payload = std::min(opts_.max_frame_payload, kAbsoluteMaxPayload);
@@ -207,6 +208,19 @@ bool Connection::on_frame_done() {
 
 bool Connection::on_control_frame(Opcode op) {
   if (op == Opcode::ping) {
+    if (opts_.max_pings_per_minute > 0) {
+      const uint64_t now = uv_now(loop_);
+      if (now - ping_window_start_ms_ >= 60000) {
+        ping_window_start_ms_ = now;
+        pings_in_window_ = 0;
+      }
+      if (++pings_in_window_ > opts_.max_pings_per_minute) {
+        fail(close_code::policy_violation,
+             "ping flood: more than " + std::to_string(opts_.max_pings_per_minute) +
+                 " pings in a minute");
+        return false;
+      }
+    }
     if (state_ == State::open) send_pong(control_);
     return true;
   }

@@ -31,6 +31,10 @@ struct Options {
   // How long to wait for the peer's close frame after ours, and for the
   // transport to end after the close frames were exchanged.
   uint64_t close_timeout_ms = 5000;
+  // Pings accepted from the peer per minute (fixed one-minute windows); one
+  // more fails the connection with 1008. 0: no limit (pongs are coalesced
+  // either way, so memory stays bounded; this stops the CPU being burnt).
+  uint32_t max_pings_per_minute = 0;
 };
 
 class Connection;
@@ -176,6 +180,9 @@ class Connection final : private net::StreamHandler {
   uint16_t report_code_ = close_code::abnormal;
   std::string report_reason_;
 
+  uv_loop_t* loop_;
+  uint64_t ping_window_start_ms_ = 0;
+  uint32_t pings_in_window_ = 0;
   Timer close_timer_;
   Timer defer_timer_;
   std::shared_ptr<char> alive_ = std::make_shared<char>(0);

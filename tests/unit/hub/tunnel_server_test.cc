@@ -122,6 +122,10 @@ class Agent final : public tunnel::SessionHandler, public ws::Handler {
   tunnel::Session* session() { return session_.get(); }
   // Raw mode: stop reading (no pong answers any more).
   void pause() { if (ws_) ws_->pause_reading(); }
+  // Raw mode: sends `n` pings at once.
+  void ping_flood(int n) {
+    for (int i = 0; i < n && ws_; ++i) (void)ws_->ping("flood");
+  }
   void close(uint16_t c) {
     if (session_) session_->close(c, "test closes");
     if (ws_) (void)ws_->close(c);
@@ -670,6 +674,26 @@ TEST_F(HubTunnelTest, SilentAgentIsClosedByTheHeartbeat) {
   ASSERT_TRUE(run([&] { return !server->tunnels().online(a.pubkey()); }));
   EXPECT_TRUE(logs.has("code 4008")) << "no 4008 close logged";
   EXPECT_FALSE(store_online(a.pubkey()));
+}
+
+TEST_F(HubTunnelTest, PingFloodClosesOnlyThatTunnelWith1008) {
+  start_server();
+  Agent& flood = approved_agent();
+  flood.raw = true;
+  flood.connect();
+  Agent& calm = approved_agent();
+  calm.connect();
+  ASSERT_TRUE(run([&] {
+    return (flood.registered.has_value() || flood.ended()) &&
+           (calm.registered.has_value() || calm.ended());
+  }));
+  ASSERT_TRUE(server->tunnels().online(flood.pubkey()));
+  flood.ping_flood(static_cast<int>(tunnel::kMaxPingsPerMinute) + 10);
+  ASSERT_TRUE(run([&] { return flood.closed > 0; }));
+  EXPECT_EQ(flood.code, 1008);
+  ASSERT_TRUE(run([&] { return !server->tunnels().online(flood.pubkey()); }));
+  EXPECT_TRUE(server->tunnels().online(calm.pubkey()));
+  EXPECT_EQ(calm.closed, 0);
 }
 
 TEST_F(HubTunnelTest, ShutdownSendsGoawayAndClosesWith1001) {

@@ -440,3 +440,30 @@ TEST_F(WsConnection, PingFloodKeepsWriteQueueBounded) {
 
 }  // namespace
 }  // namespace tg::ws
+
+namespace tg::ws {
+namespace {
+
+TEST_F(WsConnection, PingsOverTheBudgetClose1008) {
+  Options opts;
+  opts.max_pings_per_minute = 5;
+  open_raw(Role::server, opts);
+  for (int i = 0; i < 6; ++i) raw->send_frame(true, Opcode::ping, "p", /*masked=*/true);
+  ASSERT_TRUE(run([&] { return server_rec.closes == 1 && raw->ended; }));
+  EXPECT_EQ(server_rec.close_code, close_code::policy_violation);
+  EXPECT_EQ(raw->close_code(), close_code::policy_violation);
+  finish();
+}
+
+TEST_F(WsConnection, PingsWithinTheBudgetAreAnswered) {
+  Options opts;
+  opts.max_pings_per_minute = 5;
+  open_raw(Role::server, opts);
+  for (int i = 0; i < 5; ++i) raw->send_frame(true, Opcode::ping, "p", /*masked=*/true);
+  ASSERT_TRUE(run([&] { return raw->frames().size() == 5; }));
+  EXPECT_EQ(server_rec.closes, 0);
+  finish();
+}
+
+}  // namespace
+}  // namespace tg::ws
