@@ -38,13 +38,6 @@ std::vector<std::string> split_list(std::string_view text) {
   return out;
 }
 
-std::string resolve(const std::string& config_file, std::string_view path) {
-  if (path.empty() || path[0] == '/') return std::string(path);
-  size_t slash = config_file.rfind('/');
-  if (slash == std::string::npos) return std::string(path);
-  return config_file.substr(0, slash + 1) + std::string(path);
-}
-
 config::Schema make_schema() {
   config::Schema s;
   s.sections.push_back({"", false, false, {
@@ -85,13 +78,8 @@ LoadResult finish(config::ParseResult parsed) {
     return out;
   }
   const config::Config& c = *parsed.config;
-  // A cross-field error, placed where the key was written (else its section).
   auto err = [&](const config::Section& sec, std::string_view key, std::string msg) {
-    config::Diagnostic d;
-    d.file = c.file();
-    d.line = sec.line_of(key) ? sec.line_of(key) : sec.line();
-    d.message = std::move(msg);
-    out.errors.push_back(std::move(d));
+    out.errors.push_back(c.diagnostic(sec, key, std::move(msg)));
   };
 
   AgentConfig a;
@@ -107,7 +95,7 @@ LoadResult finish(config::ParseResult parsed) {
   }
   a.hub_pin = std::string(g.str("hub_pin"));
   if (Status s = tls::check_pin(a.hub_pin); !s.ok()) err(g, "hub_pin", "hub_pin: " + s.message());
-  a.identity_key = resolve(c.file(), g.str("identity_key"));
+  a.identity_key = c.resolve_path(g.str("identity_key"));
   a.enroll_token = Secret(g.secret("enroll_token").reveal());
   a.ca_file = std::string(g.str("ca_file"));
   a.log_level = std::string(g.str("log_level"));

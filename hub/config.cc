@@ -11,13 +11,6 @@ using config::Type;
 constexpr int64_t kHour = 3600 * 1000;
 constexpr int64_t kMiB = 1024 * 1024;
 
-std::string resolve(const std::string& config_file, std::string_view path) {
-  if (path.empty() || path[0] == '/') return std::string(path);
-  size_t slash = config_file.rfind('/');
-  if (slash == std::string::npos) return std::string(path);
-  return config_file.substr(0, slash + 1) + std::string(path);
-}
-
 // Ranges of values the hub announces in `welcome` come from the protocol's
 // own limits, so a valid config always encodes.
 config::Schema make_schema() {
@@ -61,11 +54,7 @@ LoadResult finish(config::ParseResult parsed) {
   }
   const config::Config& c = *parsed.config;
   auto err = [&](const config::Section& sec, std::string_view key, std::string msg) {
-    config::Diagnostic d;
-    d.file = c.file();
-    d.line = sec.line_of(key) ? sec.line_of(key) : sec.line();
-    d.message = std::move(msg);
-    out.errors.push_back(std::move(d));
+    out.errors.push_back(c.diagnostic(sec, key, std::move(msg)));
   };
 
   HubConfig h;
@@ -74,10 +63,10 @@ LoadResult finish(config::ParseResult parsed) {
   auto listen = net::parse_listen_address(g.str("agent_listen"));
   if (!listen.ok()) err(g, "agent_listen", "agent_listen: " + listen.status().message());
   else h.agent_listen = *listen;
-  h.tls_cert = resolve(c.file(), g.str("tls_cert"));
-  h.tls_key = resolve(c.file(), g.str("tls_key"));
+  h.tls_cert = c.resolve_path(g.str("tls_cert"));
+  h.tls_key = c.resolve_path(g.str("tls_key"));
   h.tls_name = std::string(g.str("tls_name"));
-  h.database = resolve(c.file(), g.str("database"));
+  h.database = c.resolve_path(g.str("database"));
   h.log_level = std::string(g.str("log_level"));
 
   const config::Section& t = *c.section("tunnel");

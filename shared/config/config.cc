@@ -313,6 +313,22 @@ std::string Config::where(const Section& section, std::string_view key) const {
   return file_ + ":" + std::to_string(line);
 }
 
+Diagnostic Config::diagnostic(const Section& section, std::string_view key,
+                              std::string message) const {
+  Diagnostic d;
+  d.file = file_;
+  d.line = section.line_of(key) ? section.line_of(key) : section.line();
+  d.message = std::move(message);
+  return d;
+}
+
+std::string Config::resolve_path(std::string_view path) const {
+  if (path.empty() || path[0] == '/') return std::string(path);
+  size_t slash = file_.rfind('/');
+  if (slash == std::string::npos) return std::string(path);
+  return file_.substr(0, slash + 1) + std::string(path);
+}
+
 std::string Diagnostic::to_string() const {
   if (line <= 0) return file + ": " + message;
   return file + ":" + std::to_string(line) + ": " + message;

@@ -113,6 +113,12 @@ class Config {
   // "agent.conf:12" (where `key` was written, else the section header), or
   // "agent.conf" if neither has a line; for the caller's cross-field errors.
   std::string where(const Section& section, std::string_view key) const;
+  // A cross-field error placed like where(): at `key`'s line, else the section's.
+  struct Diagnostic diagnostic(const Section& section, std::string_view key,
+                               std::string message) const;
+  // `path` as written in this file: absolute stays, relative is taken from
+  // the directory the file is in ("" stays "").
+  std::string resolve_path(std::string_view path) const;
 
  private:
   friend class Parser;

@@ -638,3 +638,33 @@ TEST(ConfigLoad, DirectoryIsRefused) {
 
 }  // namespace
 }  // namespace tg::config
+
+namespace tg::config {
+namespace {
+
+Schema path_schema() {
+  Schema s;
+  s.sections.push_back({"", false, false, {Key{"file", Type::string, "x.db", 0, 0, nullptr, nullptr},
+                                           Key{"n", Type::integer, "1", 0, 9, nullptr, nullptr}}});
+  return s;
+}
+
+TEST(ConfigHelpers, ResolvePathIsRelativeToTheFile) {
+  auto r = parse("", "/etc/tokengo/hub.conf", path_schema());
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->resolve_path("state/hub.db"), "/etc/tokengo/state/hub.db");
+  EXPECT_EQ(r.config->resolve_path("/var/lib/x"), "/var/lib/x");
+  EXPECT_EQ(r.config->resolve_path(""), "");
+  auto bare = parse("", "hub.conf", path_schema());
+  EXPECT_EQ(bare.config->resolve_path("x.db"), "x.db");
+}
+
+TEST(ConfigHelpers, DiagnosticSitsOnTheKeysLine) {
+  auto r = parse("\n\nn = 3\n", "a.conf", path_schema());
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->diagnostic(r.config->global(), "n", "n is odd").to_string(), "a.conf:3: n is odd");
+  EXPECT_EQ(r.config->diagnostic(r.config->global(), "file", "no file").to_string(), "a.conf: no file");
+}
+
+}  // namespace
+}  // namespace tg::config
