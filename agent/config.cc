@@ -1,7 +1,9 @@
 #include "agent/config.h"
 
+#include <functional>
 #include <set>
 
+#include "agent/vendors.h"
 #include "shared/tls/pin.h"
 
 namespace tg::agent {
@@ -11,6 +13,75 @@ using config::Key;
 using config::Type;
 
 constexpr int64_t kHour = 3600 * 1000;
+
+bool all_of_chars(std::string_view v, std::string_view extra) {
+  for (char c : v) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              extra.find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// The type-specific keys: azure's resource/deployment/api_version, local's
+// url. Each is required by its type and refused by every other.
+void check_vendor_keys(const config::Section& p, ProviderConfig& pc,
+                       const std::function<void(std::string_view, std::string)>& err) {
+  const std::string label = p.label() + ": ";
+  pc.resource = std::string(p.str("resource"));
+  pc.deployment = std::string(p.str("deployment"));
+  pc.api_version = std::string(p.str("api_version"));
+  if (pc.type == "azure") {
+    const bool lower = pc.resource.find_first_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ") == std::string::npos;
+    if (pc.resource.empty()) {
+      err("resource", label + "resource is required for type azure (<resource>.openai.azure.com)");
+    } else if (pc.resource.size() < 2 || pc.resource.size() > 64 || !lower ||
+               !all_of_chars(pc.resource, "-")) {
+      err("resource", label + "resource '" + pc.resource.substr(0, 64) +
+                          "' must be 2..64 of a-z 0-9 -");
+    }
+    if (pc.deployment.empty()) {
+      err("deployment", label + "deployment is required for type azure");
+    } else if (pc.deployment.size() > 64 || !all_of_chars(pc.deployment, "._-")) {
+      err("deployment", label + "deployment '" + pc.deployment.substr(0, 64) +
+                            "' must be 1..64 of A-Z a-z 0-9 . _ -");
+    }
+    if (pc.api_version.empty() || pc.api_version.size() > 32 ||
+        !all_of_chars(pc.api_version, ".-")) {
+      err("api_version", label + "api_version '" + pc.api_version.substr(0, 32) +
+                             "' must be 1..32 of A-Z a-z 0-9 . -");
+    }
+  } else {
+    for (const char* k : {"resource", "deployment", "api_version"}) {
+      if (p.is_set(k)) err(k, label + k + " is only for type azure");
+    }
+    pc.resource.clear();
+    pc.deployment.clear();
+    pc.api_version.clear();
+  }
+  if (pc.type == "local") {
+    if (!p.is_set("url")) {
+      err("url", label + "url is required for type local (e.g. http://127.0.0.1:11434)");
+      return;
+    }
+    auto url = net::parse_url(p.str("url"));
+    if (!url.ok()) {
+      err("url", label + "url: " + url.status().message());
+    } else if (url->scheme != "http" && url->scheme != "https") {
+      err("url", label + "url: must be http:// or https://, got " + url->scheme + "://");
+    } else if (url->path.find('?') != std::string::npos) {
+      err("url", label + "url: must not have a query");
+    } else if (is_ip_literal(url->host) && !is_local_address(url->host)) {
+      err("url", label + "url: " + url->host +
+                     " is not a loopback or private address (local serves only 127.0.0.0/8, "
+                     "::1, 10/8, 172.16/12, 192.168/16, fd00::/8)");
+    } else {
+      pc.url = *url;
+    }
+  } else if (p.is_set("url")) {
+    err("url", label + "url is only for type local (vendor addresses are built into the agent)");
+  }
+}
 
 bool valid_model_name(std::string_view m) {
   if (m.empty() || m.size() > kMaxModelNameBytes) return false;
@@ -67,6 +138,13 @@ config::Schema make_schema() {
       Key{"api_key", Type::secret, "", 0, 0, nullptr, "the vendor key (not needed for local)"},
       Key{"models", Type::string, nullptr, 0, 0, nullptr, "comma-separated model names"},
       Key{"max_parallel", Type::integer, "4", 1, 256, nullptr, nullptr},
+      Key{"resource", Type::string, "", 0, 0, nullptr,
+          "azure only: the resource name in <resource>.openai.azure.com"},
+      Key{"deployment", Type::string, "", 0, 0, nullptr, "azure only: the deployment name"},
+      Key{"api_version", Type::string, kDefaultAzureApiVersion, 0, 0, nullptr,
+          "azure only: the api-version query value"},
+      Key{"url", Type::string, "", 0, 0, nullptr,
+          "local only: http(s)://host:port of a server on a loopback or private address"},
   }});
   return s;
 }
@@ -122,6 +200,9 @@ LoadResult finish(config::ParseResult parsed) {
     if (pc.type != "local" && pc.api_key.empty()) {
       err(*p, "api_key", p->label() + ": api_key is required for type " + pc.type);
     }
+    check_vendor_keys(*p, pc, [&](std::string_view key, std::string msg) {
+      err(*p, key, std::move(msg));
+    });
     for (std::string& m : split_list(p->str("models"))) {
       if (!valid_model_name(m)) {
         err(*p, "models", p->label() + ": bad model name '" + m.substr(0, 64) +

@@ -18,12 +18,21 @@ constexpr const char* kDefaultConfigPath = "/etc/tokengo/agent.conf";
 constexpr size_t kMaxModelsPerAgent = 256;
 constexpr size_t kMaxModelNameBytes = 128;
 
+constexpr const char* kDefaultAzureApiVersion = "2024-10-21";
+
 struct ProviderConfig {
   std::string name;                 // [provider NAME]
   std::string type;                 // openai | anthropic | deepseek | azure | local
   Secret api_key;                   // empty only for local
   std::vector<std::string> models;  // exposed names (= vendor model names)
   int max_parallel = 4;
+  // azure only: <resource>.openai.azure.com, /openai/deployments/<deployment>/...
+  std::string resource;
+  std::string deployment;
+  std::string api_version;          // azure: the api-version query value
+  // local only: http(s)://host[:port][/prefix]; host is a loopback/private
+  // literal or a name (checked again, resolved, at every request).
+  std::optional<net::Url> url;
 };
 
 struct TunnelConfig {

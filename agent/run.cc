@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "agent/config.h"
+#include "agent/passthrough.h"
 #include "agent/tunnel_client.h"
 #include "shared/core/log.h"
 #include "shared/core/loop.h"
@@ -53,8 +54,13 @@ int run(const std::string& config_path) {
   int exit_code = 0;
   Loop loop;
   {
-    RefusingCallHandler calls(config.models());
-    TunnelClient client(loop, config, key.value(), &calls);
+    auto calls = Passthrough::create(loop, config);
+    if (!calls.ok()) {
+      std::fprintf(stderr, "%s: %s\n", kProgram, calls.status().message().c_str());
+      return 1;
+    }
+    // Declared after the passthrough, so destroyed first: its channels point there.
+    TunnelClient client(loop, config, key.value(), calls->get());
     Signal sigterm(loop), sigint(loop);
     int signals = 0;
     bool finished = false;

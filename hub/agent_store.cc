@@ -3,51 +3,12 @@
 #include <ctime>
 #include <utility>
 
+#include "hub/schema.h"
 #include "shared/crypto/ed25519.h"
 #include "shared/crypto/hash.h"
 
 namespace tg::hub {
 namespace {
-
-// migrations[i] takes the schema from version i to i + 1; never edit a
-// released entry, append a new one.
-const std::vector<std::string_view> kMigrations = {
-    R"sql(
-CREATE TABLE agents (
-  pubkey     TEXT PRIMARY KEY NOT NULL,
-  owner      TEXT NOT NULL,
-  status     TEXT NOT NULL CHECK (status IN ('approved', 'revoked')),
-  tier_ppm   INTEGER NOT NULL DEFAULT 1000000 CHECK (tier_ppm BETWEEN 0 AND 1000000),
-  first_seen INTEGER,
-  last_seen  INTEGER,
-  last_addr  TEXT,
-  created_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL
-);
-CREATE INDEX agents_owner ON agents(owner);
-CREATE TABLE enroll_tokens (
-  token_sha256   TEXT PRIMARY KEY NOT NULL,
-  owner          TEXT NOT NULL,
-  tier_ppm       INTEGER NOT NULL CHECK (tier_ppm BETWEEN 0 AND 1000000),
-  created_at     INTEGER NOT NULL,
-  expires_at     INTEGER NOT NULL,
-  used_at        INTEGER,
-  used_by_pubkey TEXT
-);
-CREATE TABLE agent_events (
-  seq    INTEGER PRIMARY KEY AUTOINCREMENT,
-  pubkey TEXT NOT NULL,
-  event  TEXT NOT NULL CHECK (event IN ('approved', 'revoked', 'tier')),
-  at     INTEGER NOT NULL
-);
-CREATE TABLE sessions (
-  pubkey       TEXT PRIMARY KEY NOT NULL REFERENCES agents(pubkey),
-  hub_pid      INTEGER NOT NULL,
-  connected_at INTEGER NOT NULL,
-  addr         TEXT NOT NULL
-);
-)sql",
-};
 
 constexpr const char* kSelectAgent =
     "SELECT a.pubkey, a.owner, a.status, a.tier_ppm, a.first_seen, a.last_seen, a.last_addr, "
@@ -159,7 +120,7 @@ Result<AgentStore> AgentStore::open(const std::string& path, bool create) {
   options.create = create;
   auto db = sqlite::Db::open(path, options);
   if (!db.ok()) return db.status();
-  TG_TRY(sqlite::migrate(*db, kMigrations));
+  TG_TRY(migrate(*db));
   return AgentStore(std::move(db).value());
 }
 

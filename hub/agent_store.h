@@ -4,7 +4,7 @@
 // change log the hub polls to act on CLI changes, and the live-session table.
 // Synchronous and short; never touches the network or the event loop.
 //
-// Schema (version 1; see kMigrations in agent_store.cc):
+// Schema (migration 1 of hub/schema.cc):
 //   agents(pubkey TEXT PK        -- standard base64 of the 32-byte Ed25519 key, canonical form
 //          owner TEXT            -- [A-Za-z0-9._@-]{1,64}
 //          status TEXT           -- 'approved' | 'revoked'

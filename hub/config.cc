@@ -18,6 +18,17 @@ config::Schema make_schema() {
   s.sections.push_back({"", false, false, {
       Key{"agent_listen", Type::string, "0.0.0.0:8443", 0, 0, nullptr,
           "address:port for agent tunnels (TLS + WebSocket)"},
+      Key{"user_listen", Type::string, "0.0.0.0:8080", 0, 0, nullptr,
+          "address:port of the user API (OpenAI/Anthropic compatible)"},
+      Key{"user_tls", Type::boolean, "false", 0, 0, nullptr,
+          "serve the user API over TLS with tls_cert/tls_key"},
+      Key{"max_request_body", Type::size, "8MiB", 1024, 1024 * kMiB, nullptr, nullptr},
+      Key{"request_deadline", Type::duration, "600s", 1000, tunnel::kMaxDeadlineMs, nullptr, nullptr},
+      Key{"sse_keepalive", Type::duration, "15s", 0, kHour, nullptr, nullptr},
+      Key{"user_max_connections", Type::integer, "4096", 1, 1000000, nullptr, nullptr},
+      Key{"user_header_timeout", Type::duration, "10s", 100, kHour, nullptr, nullptr},
+      Key{"user_idle_timeout", Type::duration, "60s", 100, kHour, nullptr, nullptr},
+      Key{"user_body_timeout", Type::duration, "60s", 100, kHour, nullptr, nullptr},
       Key{"tls_cert", Type::string, "hub.crt", 0, 0, nullptr,
           "certificate file; created with tls_key on first start if absent"},
       Key{"tls_key", Type::string, "hub-tls.key", 0, 0, nullptr, "private key file (mode 0600)"},
@@ -63,6 +74,18 @@ LoadResult finish(config::ParseResult parsed) {
   auto listen = net::parse_listen_address(g.str("agent_listen"));
   if (!listen.ok()) err(g, "agent_listen", "agent_listen: " + listen.status().message());
   else h.agent_listen = *listen;
+  auto user_listen = net::parse_listen_address(g.str("user_listen"));
+  if (!user_listen.ok()) err(g, "user_listen", "user_listen: " + user_listen.status().message());
+  else h.user_listen = *user_listen;
+  h.user_tls = g.boolean("user_tls");
+  ApiSettings& api = h.api;
+  api.max_request_body = g.size("max_request_body");
+  api.request_deadline_ms = g.duration_ms("request_deadline");
+  api.sse_keepalive_ms = g.duration_ms("sse_keepalive");
+  api.max_connections = static_cast<uint32_t>(g.integer("user_max_connections"));
+  api.header_timeout_ms = g.duration_ms("user_header_timeout");
+  api.idle_timeout_ms = g.duration_ms("user_idle_timeout");
+  api.body_timeout_ms = g.duration_ms("user_body_timeout");
   h.tls_cert = c.resolve_path(g.str("tls_cert"));
   h.tls_key = c.resolve_path(g.str("tls_key"));
   h.tls_name = std::string(g.str("tls_name"));
@@ -89,6 +112,10 @@ LoadResult finish(config::ParseResult parsed) {
   ts.events_poll_ms = t.duration_ms("events_poll");
   ts.tcp_keepalive_ms = t.duration_ms("tcp_keepalive");
   ts.tcp_user_timeout_ms = t.duration_ms("tcp_user_timeout");
+  if (h.agent_listen.port != 0 && h.agent_listen.port == h.user_listen.port &&
+      h.agent_listen.host == h.user_listen.host) {
+    err(g, "user_listen", "user_listen and agent_listen are the same address");
+  }
   if (ts.handshake_burst < ts.handshake_rate) {
     err(t, "handshake_burst", "handshake_burst must be at least handshake_rate");
   }

@@ -33,15 +33,29 @@ struct TunnelSettings {
   uint64_t tcp_user_timeout_ms;
 };
 
+// The user-facing API (OpenAI/Anthropic compatible).
+struct ApiSettings {
+  uint64_t max_request_body;      // bytes; over it: 413
+  uint64_t request_deadline_ms;   // whole request, user's first byte to last; then 504 / abort
+  uint64_t sse_keepalive_ms;      // idle SSE stream gets ": keep-alive" comments; 0 = never
+  uint32_t max_connections;       // concurrent user connections (over: 503)
+  uint64_t header_timeout_ms;     // request head must arrive within this (408)
+  uint64_t idle_timeout_ms;       // keep-alive connection idle before it is closed
+  uint64_t body_timeout_ms;       // request body stalled this long: 408
+};
+
 struct HubConfig {
   std::string file;
   net::HostPort agent_listen;     // TLS + WebSocket for agents
+  net::HostPort user_listen;      // the user API (HTTP, or HTTPS with user_tls)
+  bool user_tls = false;          // serve the user API over TLS with tls_cert/tls_key
   std::string tls_cert;           // created on first start if absent
   std::string tls_key;
   std::string tls_name;           // CN/SAN of a created certificate; "" = host name
   std::string database;           // SQLite file (WAL)
   std::string log_level;
   TunnelSettings tunnel;
+  ApiSettings api;
 };
 
 const config::Schema& schema();

@@ -6,6 +6,7 @@
 #include "hub/cert_command.h"
 #include "hub/config.h"
 #include "hub/run.h"
+#include "hub/user_commands.h"
 #include "shared/cli/check_config.h"
 #include "shared/cli/keys.h"
 #include "shared/cli/program.h"
@@ -26,6 +27,8 @@ int dispatch(const tg::cli::Parsed& args) {
   if (args.command == "pin") return tg::hub::run_pin(args);
   if (args.command == "agent") return tg::hub::run_agent(args);
   if (args.command == "enroll") return tg::hub::run_enroll(args);
+  if (args.command == "user") return tg::hub::run_user(args);
+  if (args.command == "token") return tg::hub::run_token(args);
   return 2;
 }
 
@@ -46,6 +49,8 @@ int main(int argc, char** argv) {
           tg::hub::pin_command(),
           tg::hub::agent_command(),
           tg::hub::enroll_command(),
+          tg::hub::user_command(),
+          tg::hub::token_command(),
       },
       dispatch,
   };

@@ -11,8 +11,10 @@
 #include <string>
 
 #include "hub/agent_store.h"
+#include "hub/api_server.h"
 #include "hub/config.h"
 #include "hub/tunnel_server.h"
+#include "hub/user_store.h"
 #include "shared/core/log.h"
 #include "shared/core/loop.h"
 #include "shared/core/version.h"
@@ -78,27 +80,47 @@ int run_daemon(const cli::Parsed& args) {
   std::optional<AgentStore> store(std::move(opened.value()));
   s = store->sessions_clear();
   if (!s.ok()) return startup_error("database " + cfg.database, s);
+  auto users_opened = UserStore::open(cfg.database, true);
+  if (!users_opened.ok()) return startup_error("database " + cfg.database, users_opened.status());
+  std::optional<UserStore> users(std::move(users_opened.value()));
 
   int code = 0;
   Loop loop;
   {
     auto server = std::make_unique<TunnelServer>(loop, cfg.tunnel, *ctx, &*store);
+    // Declared after the tunnel server so it is destroyed first: its
+    // requests hold channels of the tunnels.
+    std::unique_ptr<ApiServer> api;
     Signal term(loop), intr(loop), hup(loop);
     s = server->start(cfg.agent_listen);
-    if (!s.ok()) {
-      code = startup_error("tunnel listener", s);
-    } else {
+    if (s.ok()) {
       TG_INFO(kLog, "agent listener ready on %s",
               authority(cfg.agent_listen, server->port()).c_str());
+      api = std::make_unique<ApiServer>(loop, cfg.api, server.get(), &*users,
+                                        cfg.user_tls ? *ctx : nullptr);
+      s = api->start(cfg.user_listen);
+      if (!s.ok()) {
+        code = startup_error("user API listener", s);
+        api.reset();
+      } else {
+        TG_INFO(kLog, "user API ready on %s (%s)", authority(cfg.user_listen, api->port()).c_str(),
+                cfg.user_tls ? "https" : "http");
+      }
+    } else {
+      code = startup_error("tunnel listener", s);
+    }
+    if (code == 0) {
       int stops = 0;
       auto on_stop = [&](int signum) {
         const char* sig = signum == SIGINT ? "SIGINT" : "SIGTERM";
         if (++stops == 1) {
           TG_INFO(kLog, "%s: shutting down (send it again to exit at once)", sig);
+          api->shutdown();
           server->shutdown([&loop] { loop.stop(); });
           return;
         }
         TG_WARN(kLog, "%s again: exiting at once", sig);
+        api.reset();     // aborts user requests and their streams; no callback fires
         server.reset();  // aborts every connection; no callback fires
         loop.stop();
       };
@@ -111,9 +133,10 @@ int run_daemon(const cli::Parsed& args) {
         loop.run();
       }
     }
-  }  // the server and the signal watchers close their handles here
+  }  // the servers and the signal watchers close their handles here
   Status closed = loop.close();
   if (!closed.ok()) TG_WARN(kLog, "event loop: %s", closed.message().c_str());
+  users.reset();
   store.reset();
   TG_INFO(kLog, "database closed");
   TG_INFO(kLog, "stopped");

@@ -222,6 +222,14 @@ class Connection final : public net::StreamHandler {
     return result;
   }
 
+  void abort_exchange() {
+    if (!ex_active_) return;
+    resp_ = Response::done;
+    ex_active_ = false;
+    handler_ = nullptr;
+    close_now();
+  }
+
   Result<Upgraded> upgrade(const ResponseHead& head) {
     if (!ex_active_ || resp_ != Response::none) {
       return error(Errc::invalid_argument, "upgrade() after the response started");
@@ -564,6 +572,7 @@ bool Exchange::request_complete() const noexcept { return conn_->request_complet
 Status Exchange::respond(ResponseHead head) { return conn_->respond(std::move(head)); }
 Status Exchange::write(std::string_view piece) { return conn_->write(piece); }
 Status Exchange::finish() { return conn_->finish(); }
+void Exchange::abort() noexcept { conn_->abort_exchange(); }
 bool Exchange::write_blocked() const noexcept { return conn_->write_blocked(); }
 bool Exchange::responded() const noexcept { return conn_->responded(); }
 Result<Upgraded> Exchange::upgrade(const ResponseHead& head) { return conn_->upgrade(head); }

@@ -106,6 +106,11 @@ class Exchange {
   // Ends the response. Errc::invalid_argument if Content-Length bytes are
   // missing (the connection is then closed). The Exchange is invalid after.
   Status finish();
+  // Drops the connection at once, whatever was sent: for a response that
+  // failed after its head went out, so the client sees a truncated body
+  // instead of a complete-looking one. The Exchange is invalid after; no
+  // callback fires (no on_abort either).
+  void abort() noexcept;
   // respond() with an empty-bodied answer then finish(): for quick errors.
   Status reply(int status, std::string_view body = {}, std::string_view content_type = "text/plain");
   // True when the response queue is above the high-water mark: wait for

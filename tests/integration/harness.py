@@ -18,12 +18,12 @@ WAIT = 15.0  # seconds: the longest any single expected event may take
 class Proc:
     """A daemon whose stderr goes to a file that tests can wait on."""
 
-    def __init__(self, name, argv, workdir):
+    def __init__(self, name, argv, workdir, env=None):
         self.name = name
         self.log_path = os.path.join(workdir, name + ".log")
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log,
-                                     stdin=subprocess.DEVNULL, cwd=workdir)
+                                     stdin=subprocess.DEVNULL, cwd=workdir, env=env)
         self.read_from = 0
 
     def text(self):

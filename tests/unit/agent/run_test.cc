@@ -41,7 +41,7 @@ constexpr const char* kConfig =
     "hub = wss://127.0.0.1:1/tunnel\n"
     "hub_pin = sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
     "identity_key = agent.key\n"
-    "[provider p]\ntype = local\nmodels = m1\n";
+    "[provider p]\ntype = local\nurl = http://127.0.0.1:11434\nmodels = m1\n";
 
 TEST(AgentRun, MissingConfigFileExitsWithOne) {
   TempDir dir;

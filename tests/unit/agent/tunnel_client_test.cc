@@ -290,7 +290,7 @@ AgentConfig make_config(const ScriptedHub& hub, const Tunables& t, LoadResult* h
     << "backoff_max = " << t.backoff_max << "\n"
     << "backoff_reset_after = 60s\n"
     << "drain_timeout = 2s\n"
-    << "[provider p]\ntype = local\nmodels = m1, m2\nmax_parallel = " << t.max_parallel << "\n";
+    << "[provider p]\ntype = local\nurl = http://127.0.0.1:11434\nmodels = m1, m2\nmax_parallel = " << t.max_parallel << "\n";
   *holder = parse(c.str(), "/tmp/agent-test.conf");
   EXPECT_TRUE(holder->config) << (holder->errors.empty() ? "" : holder->errors[0].to_string());
   return std::move(*holder->config);
@@ -309,11 +309,14 @@ class TunnelClientTest : public ::testing::Test {
   std::unique_ptr<TunnelClient> client;
   std::vector<std::pair<State, State>> transitions;
 
-  void start(const Tunables& t = {}, CallHandler* calls = nullptr) {
+  void start(const Tunables& t = {}, CallHandler* calls = nullptr, bool longest_delay = false) {
     config = std::make_unique<AgentConfig>(make_config(*hub, t, &holder));
     refusing = std::make_unique<RefusingCallHandler>(config->models());
     client = std::make_unique<TunnelClient>(loop, *config, key, calls ? calls : refusing.get());
     client->set_on_state([this](State from, State to) { transitions.emplace_back(from, to); });
+    // Full jitter may pick 0 ms, and libuv runs due timers again after polling
+    // in the same turn: tests that must see `waiting` take the longest delay.
+    if (longest_delay) client->set_backoff_random([](uint64_t bound) { return bound; });
     Status s = client->start();
     ASSERT_TRUE(s.ok()) << s.to_string();
   }
@@ -665,7 +668,7 @@ TEST_F(TunnelClientTest, StopWhileWaitingIsClean) {
   t.pin = kOtherPin;
   t.backoff_min = "50ms";
   t.backoff_max = "50ms";
-  start(t);
+  start(t, nullptr, /*longest_delay=*/true);
   ASSERT_TRUE(wait([&] { return client->state() == State::waiting; }));
   const size_t seen = transitions.size();
   client->stop();

@@ -232,6 +232,31 @@ TEST_F(ServerTest, ClientDisconnectMidResponseFiresAbort) {
   ASSERT_TRUE(run_until([&] { return server->connection_count() == 0; }));
 }
 
+TEST_F(ServerTest, AbortDropsTheConnectionMidResponse) {
+  start();
+  Recorder rec;
+  Exchange* held = nullptr;
+  app.on_req = [&](Exchange& ex) {
+    ex.set_handler(&rec);
+    ResponseHead h;
+    h.headers.add("Content-Type", "application/json");
+    ASSERT_TRUE(ex.respond(h).ok());
+    ASSERT_TRUE(ex.write("{\"partial\":").ok());
+    held = &ex;
+  };
+  Sink sink;
+  net::Stream* c = connect(&sink);
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->write("GET /x HTTP/1.1\r\n\r\n").ok());
+  ASSERT_TRUE(run_until([&] { return sink.data.find("partial") != std::string::npos; }));
+  held->abort();
+  ASSERT_TRUE(run_until([&] { return sink.ends == 1; }));
+  // No terminating chunk: the client can tell the body was cut.
+  EXPECT_EQ(sink.data.find("0\r\n\r\n"), std::string::npos);
+  EXPECT_EQ(rec.aborts, 0);
+  ASSERT_TRUE(run_until([&] { return server->connection_count() == 0; }));
+}
+
 TEST_F(ServerTest, ClientDisconnectMidRequestBodyFiresAbort) {
   start();
   Recorder rec;

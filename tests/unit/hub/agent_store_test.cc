@@ -1,4 +1,5 @@
 #include "hub/agent_store.h"
+#include "hub/schema.h"
 
 #include <unistd.h>
 
@@ -72,7 +73,7 @@ TEST_F(AgentStoreTest, ReopenKeepsDataAndSchemaVersion) {
   store_.reset();
   store_ = open_store();
   ASSERT_NE(store_, nullptr);
-  EXPECT_EQ(*store_->db().user_version(), 1);
+  EXPECT_EQ(*store_->db().user_version(), static_cast<int64_t>(migrations().size()));
   EXPECT_EQ(must_lookup(key).owner, "alice");
 }
 

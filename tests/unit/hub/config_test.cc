@@ -34,6 +34,49 @@ TEST(HubConfig, ExampleFileIsValidAndMatchesDefaults) {
   EXPECT_EQ(empty.config->agent_listen.port, 8443);
 }
 
+TEST(HubConfig, UserApiDefaultsMatchTheExample) {
+  auto file = load(std::string(TG_SOURCE_DIR) + "/configs/hub.conf");
+  ASSERT_TRUE(file.config) << errors_of(file);
+  auto empty = parse("", "hub.conf");
+  ASSERT_TRUE(empty.config) << errors_of(empty);
+  const HubConfig& a = *file.config;
+  const HubConfig& b = *empty.config;
+  EXPECT_EQ(b.user_listen.host, "0.0.0.0");
+  EXPECT_EQ(b.user_listen.port, 8080);
+  EXPECT_FALSE(b.user_tls);
+  EXPECT_EQ(b.api.max_request_body, 8u * 1024 * 1024);
+  EXPECT_EQ(b.api.request_deadline_ms, 600000u);
+  EXPECT_EQ(b.api.sse_keepalive_ms, 15000u);
+  EXPECT_EQ(a.user_listen.port, b.user_listen.port);
+  EXPECT_EQ(a.user_tls, b.user_tls);
+  EXPECT_EQ(a.api.max_request_body, b.api.max_request_body);
+  EXPECT_EQ(a.api.request_deadline_ms, b.api.request_deadline_ms);
+  EXPECT_EQ(a.api.sse_keepalive_ms, b.api.sse_keepalive_ms);
+  EXPECT_EQ(a.api.max_connections, b.api.max_connections);
+  EXPECT_EQ(a.api.header_timeout_ms, b.api.header_timeout_ms);
+  EXPECT_EQ(a.api.idle_timeout_ms, b.api.idle_timeout_ms);
+  EXPECT_EQ(a.api.body_timeout_ms, b.api.body_timeout_ms);
+}
+
+TEST(HubConfig, UserApiKeysAreChecked) {
+  auto r = parse("user_listen = 127.0.0.1:9000\nuser_tls = yes\nmax_request_body = 1MiB\n"
+                 "request_deadline = 30s\nsse_keepalive = 0\n", "hub.conf");
+  ASSERT_TRUE(r.config) << errors_of(r);
+  EXPECT_EQ(r.config->user_listen.port, 9000);
+  EXPECT_TRUE(r.config->user_tls);
+  EXPECT_EQ(r.config->api.max_request_body, 1024u * 1024);
+  EXPECT_EQ(r.config->api.request_deadline_ms, 30000u);
+  EXPECT_EQ(r.config->api.sse_keepalive_ms, 0u);
+  auto bad = parse("sse_keepalive = 1s\nmax_request_body = 10\nrequest_deadline = 2d\n", "hub.conf");
+  const std::string e = errors_of(bad);
+  EXPECT_NE(e.find("hub.conf:2: max_request_body"), std::string::npos) << e;
+  EXPECT_NE(e.find("hub.conf:3: request_deadline"), std::string::npos) << e;
+  auto address = parse("user_listen = nowhere\n", "hub.conf");
+  EXPECT_NE(errors_of(address).find("hub.conf:1: user_listen:"), std::string::npos) << errors_of(address);
+  auto same = parse("user_listen = 127.0.0.1:9000\nagent_listen = 127.0.0.1:9000\n", "hub.conf");
+  EXPECT_NE(errors_of(same).find("the same address"), std::string::npos) << errors_of(same);
+}
+
 TEST(HubConfig, PathsResolveNextToTheFile) {
   auto r = parse("database = state/hub.db\ntls_cert = /abs/hub.crt\n", "/etc/tokengo/hub.conf");
   ASSERT_TRUE(r.config) << errors_of(r);

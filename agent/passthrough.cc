@@ -1,0 +1,668 @@
+#include "agent/passthrough.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "agent/vendors.h"
+#include "shared/core/log.h"
+#include "shared/http/client.h"
+#include "shared/net/tcp.h"
+#include "shared/tls/connector.h"
+
+namespace tg::agent {
+namespace {
+
+constexpr const char* kLog = "passthrough";
+
+std::string address_text(const sockaddr* sa) {
+  char buf[INET6_ADDRSTRLEN] = "?";
+  if (sa->sa_family == AF_INET) {
+    sockaddr_in a;
+    std::memcpy(&a, sa, sizeof a);
+    inet_ntop(AF_INET, &a.sin_addr, buf, sizeof buf);
+  } else if (sa->sa_family == AF_INET6) {
+    sockaddr_in6 a;
+    std::memcpy(&a, sa, sizeof a);
+    inet_ntop(AF_INET6, &a.sin6_addr, buf, sizeof buf);
+  }
+  return buf;
+}
+
+uint16_t port_of(const sockaddr* sa) {
+  if (sa->sa_family == AF_INET) {
+    sockaddr_in a;
+    std::memcpy(&a, sa, sizeof a);
+    return ntohs(a.sin_port);
+  }
+  sockaddr_in6 a;
+  std::memcpy(&a, sa, sizeof a);
+  return ntohs(a.sin6_port);
+}
+
+}  // namespace
+
+// One call: the channel to the hub on one side, the vendor connection on the
+// other. Ends exactly once through end(); after that no source of callbacks
+// is left and the owner destroys it from the loop.
+class Passthrough::Call final : public tunnel::ChannelHandler, public http::ClientHandler {
+ public:
+  // resolving (local names only) -> connecting -> requesting (head sent,
+  // waiting for the response head) -> responding -> done.
+  enum class State { idle, resolving, connecting, requesting, responding, done };
+
+  Call(Passthrough& owner, tunnel::Channel& ch, const tunnel::Call& call, size_t provider,
+       VendorRequest req)
+      : owner_(owner),
+        ch_(&ch),
+        id_(call.id),
+        model_(call.model),
+        provider_(provider),
+        req_(std::move(req)),
+        deadline_ms_(call.deadline_ms),
+        deadline_(owner.loop_),
+        started_ms_(uv_now(owner.loop_)) {
+    if (id_ == 0) id_ = ch.id();
+  }
+
+  ~Call() override {
+    if (resolve_) resolve_->owner = nullptr;  // its callback frees it
+    wipe_auth(req_.head);
+  }
+
+  // Starts from on_call; may end the call at once (then the channel is
+  // answered and closed before on_call returns, as CallHandler allows).
+  void start() {
+    deadline_.start(deadline_ms_, 0, [this] {
+      fail(tunnel::stream_error::deadline_exceeded,
+           "no complete vendor answer within the deadline of " + std::to_string(deadline_ms_) + " ms");
+    });
+    if (auto idle = owner_.take_idle(provider_)) {
+      conn_ = std::move(idle);
+      reused_ = true;
+      ++owner_.stats_.reused;
+      transition(State::connecting);
+      begin_request();
+      return;
+    }
+    dial();
+  }
+
+  State state() const noexcept { return state_; }
+
+  // ---- tunnel::ChannelHandler ----
+
+  void on_channel_message(tunnel::Channel&, const tunnel::Message& m) noexcept override {
+    // Only `error` can reach the agent here; the channel is gone after it.
+    ch_ = nullptr;
+    std::string why = "message";
+    if (auto* e = std::get_if<tunnel::Error>(&m)) why = "error " + e->code;
+    end(Outcome::aborted, "the hub ended the stream with " + why);
+  }
+
+  void on_channel_data(tunnel::Channel&, std::string_view data, bool fin) noexcept override {
+    if (state_ == State::done) return;
+    if (state_ == State::requesting || state_ == State::responding) {
+      send_request_bytes(data, fin);
+      return;
+    }
+    // Not connected yet: hold the bytes (the hub cannot send more than one
+    // window without our credit, so this is bounded).
+    req_pending_.append(data);
+    req_fin_ = req_fin_ || fin;
+    note_held(req_pending_.size());
+  }
+
+  void on_channel_writable(tunnel::Channel&) noexcept override {
+    if (state_ != State::responding) return;
+    flush_response();
+  }
+
+  void on_channel_closed(tunnel::Channel&, const Status& why) noexcept override {
+    ch_ = nullptr;
+    end(Outcome::aborted, "aborted by the hub (" + why.message() + ")");
+  }
+
+  // ---- http::ClientHandler ----
+
+  void on_response_head(http::ClientConnection&, const http::ResponseHead& head) noexcept override {
+    if (state_ != State::requesting) return;
+    transition(State::responding);
+    wipe_auth(req_.head);  // no retry from here on
+    drop_replay();
+    status_ = head.status;
+    tunnel::Response r;
+    r.status = static_cast<uint32_t>(head.status);
+    r.headers = response_headers(head.headers);
+    Status s = ch_->send(std::move(r));
+    if (!s.ok()) fail(tunnel::stream_error::internal, "response head not sent: " + s.message());
+  }
+
+  void on_response_body(http::ClientConnection&, std::string_view piece) noexcept override {
+    if (state_ != State::responding) return;
+    body_bytes_ += piece.size();
+    if (!resp_pending_.empty()) {  // cannot happen while paused; keep the order anyway
+      resp_pending_.append(piece);
+      note_held(resp_pending_.size());
+      conn_->pause_response();
+      return;
+    }
+    const size_t n = std::min(ch_->send_capacity(), piece.size());
+    if (n > 0) {
+      Status s = ch_->send_data(piece.substr(0, n), false);
+      if (!s.ok()) {
+        fail(tunnel::stream_error::internal, "response body not sent: " + s.message());
+        return;
+      }
+    }
+    if (n < piece.size()) resp_pending_.assign(piece.substr(n));
+    note_held(resp_pending_.size());
+    // A 0 answer arms on_channel_writable, which resumes the vendor.
+    if (ch_->send_capacity() == 0) conn_->pause_response();
+  }
+
+  void on_response_end(http::ClientConnection&) noexcept override {
+    if (state_ != State::responding) return;
+    resp_end_ = true;
+    if (resp_pending_.empty()) complete();
+  }
+
+  void on_error(http::ClientConnection&, const Status& why) noexcept override {
+    if (state_ == State::done) return;
+    if (state_ == State::requesting && reused_ && replayable_ && !retried_ &&
+        (why.code() == Errc::closed || why.code() == Errc::io)) {
+      retry(why);
+      return;
+    }
+    std::string_view code = tunnel::stream_error::upstream_error;
+    if (state_ == State::requesting) {
+      if (why.code() == Errc::timeout) {
+        code = tunnel::stream_error::upstream_timeout;
+      } else if (why.code() != Errc::parse && why.code() != Errc::limit &&
+                 why.code() != Errc::protocol) {
+        code = tunnel::stream_error::upstream_unreachable;
+      }
+    }
+    fail(code, "vendor " + req_.host + ": " + why.message());
+  }
+
+  void on_request_drain(http::ClientConnection&) noexcept override {
+    if (owed_ > 0 && ch_) {
+      ch_->consumed(owed_);
+      owed_ = 0;
+    }
+  }
+
+ private:
+  enum class Outcome { finished, failed, aborted };
+
+  // Resolves a local provider's name; every address must be local.
+  struct Resolve {
+    uv_getaddrinfo_t req{};
+    Call* owner = nullptr;
+  };
+
+  void transition(State to) {
+    // Legal edges: forward along the chain (skipping resolving), anything ->
+    // done, and requesting -> resolving/connecting once, for the retry.
+    const bool ok = to == State::done || static_cast<int>(to) > static_cast<int>(state_) ||
+                    (retried_ && state_ == State::requesting &&
+                     (to == State::resolving || to == State::connecting));
+    if (!ok) {
+      TG_ERROR(kLog, "call %u: illegal transition %d -> %d", id_, static_cast<int>(state_),
+               static_cast<int>(to));
+    }
+    state_ = to;
+  }
+
+  // Opens a new vendor connection (resolving a local name first).
+  void dial() {
+    if (req_.local_only && !is_ip_literal(req_.host)) {
+      resolve();
+    } else {
+      connect(req_.host, req_.port);
+    }
+  }
+
+  // The reused connection closed before any answer: send the request again,
+  // once, on a new connection (its body bytes so far are in replay_).
+  void retry(const Status& why) {
+    TG_DEBUG(kLog, "call %u: reused vendor connection ended before the response (%s); retrying",
+             id_, why.message().c_str());
+    ++owner_.stats_.retried;
+    retried_ = true;
+    reused_ = false;
+    conn_.reset();  // allowed inside its callback
+    if (owed_ > 0 && ch_) {  // those bytes are safe in replay_
+      ch_->consumed(owed_);
+      owed_ = 0;
+    }
+    request_done_ = false;
+    dial();
+  }
+
+  void drop_replay() {
+    replayable_ = false;
+    std::string().swap(replay_);
+  }
+
+  void resolve() {
+    transition(State::resolving);
+    auto* op = new Resolve;
+    op->owner = this;
+    op->req.data = op;
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    const std::string service = std::to_string(req_.port);
+    int rc = uv_getaddrinfo(owner_.loop_, &op->req, &Call::on_resolved, req_.host.c_str(),
+                            service.c_str(), &hints);
+    if (rc != 0) {
+      delete op;
+      fail(tunnel::stream_error::upstream_unreachable,
+           uv_status(rc, ("resolve " + req_.host).c_str()).message());
+      return;
+    }
+    resolve_ = op;
+  }
+
+  static void on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) noexcept {
+    auto* op = static_cast<Resolve*>(req->data);
+    Call* self = op->owner;
+    delete op;
+    if (!self) {
+      if (res) uv_freeaddrinfo(res);
+      return;
+    }
+    self->resolve_ = nullptr;
+    self->on_addresses(status, res);
+    if (res) uv_freeaddrinfo(res);
+  }
+
+  void on_addresses(int status, const addrinfo* res) {
+    if (status < 0 || !res) {
+      fail(tunnel::stream_error::upstream_unreachable,
+           uv_status(status < 0 ? status : UV_EAI_NONAME, ("resolve " + req_.host).c_str()).message());
+      return;
+    }
+    for (const addrinfo* ai = res; ai; ai = ai->ai_next) {
+      if (!is_local_sockaddr(ai->ai_addr)) {
+        const std::string addr = address_text(ai->ai_addr);
+        TG_WARN(kLog, "call %u: local provider %s: %s resolves to %s, which is not a loopback or "
+                "private address: refused", id_, provider_name().c_str(), req_.host.c_str(),
+                addr.c_str());
+        fail(tunnel::stream_error::upstream_unreachable,
+             "local provider " + provider_name() + ": " + req_.host + " resolves to " + addr +
+                 ", not a loopback or private address");
+        return;
+      }
+    }
+    // Dial the address we checked, not the name again.
+    connect(address_text(res->ai_addr), port_of(res->ai_addr));
+  }
+
+  void connect(const std::string& host, uint16_t port) {
+    transition(State::connecting);
+    const uint64_t timeout = std::max<uint64_t>(1, std::min(owner_.options_.connect_timeout_ms,
+                                                            remaining_ms()));
+    auto done = [this](Result<net::StreamPtr> r) { on_connected(std::move(r)); };
+    Status s;
+    if (req_.tls) {
+      tls_ = std::make_unique<tls::Connector>(owner_.loop_, owner_.tls_);
+      s = tls_->connect(host, port, timeout, done, req_.server_name);
+    } else {
+      tcp_ = std::make_unique<net::TcpConnector>(owner_.loop_);
+      s = tcp_->connect(host, port, timeout, done);
+    }
+    if (!s.ok()) fail(tunnel::stream_error::upstream_unreachable, s.message());
+  }
+
+  void on_connected(Result<net::StreamPtr> r) {
+    if (state_ != State::connecting) return;
+    if (!r.ok()) {
+      const bool timeout = r.status().code() == Errc::timeout;
+      fail(timeout ? tunnel::stream_error::upstream_timeout : tunnel::stream_error::upstream_unreachable,
+           "vendor " + req_.host + ": " + r.status().message());
+      return;
+    }
+    http::ClientOptions o;
+    o.response_timeout_ms = owner_.options_.response_timeout_ms;
+    ++owner_.stats_.connections;
+    conn_ = std::make_unique<http::ClientConnection>(owner_.loop_, std::move(r.value()), o);
+    begin_request();
+  }
+
+  // Sends the head on conn_, then the body bytes held so far: first those
+  // already credited to the hub (a retry), then those that arrived since.
+  void begin_request() {
+    Status s = conn_->request(req_.head, this);
+    if (!s.ok()) {
+      fail(tunnel::stream_error::internal, "vendor request not sent: " + s.message());
+      return;
+    }
+    transition(State::requesting);
+    if (!replay_.empty()) {
+      Status w = conn_->write(replay_);
+      if (!w.ok()) TG_DEBUG(kLog, "call %u: request body not written: %s", id_, w.message().c_str());
+    }
+    if (!reused_) drop_replay();
+    std::string held = std::move(req_pending_);
+    req_pending_.clear();
+    send_request_bytes(held, req_fin_);
+  }
+
+  // Hands request body bytes to the vendor socket; credit goes back to the
+  // hub now, or once the socket drains if it is write-blocked.
+  void send_request_bytes(std::string_view data, bool fin) {
+    req_fin_ = req_fin_ || fin;
+    if (request_done_) {  // the vendor answered already; drop the rest
+      if (ch_ && !data.empty()) ch_->consumed(data.size());
+      return;
+    }
+    if (!data.empty()) {
+      if (reused_ && replayable_) {
+        if (replay_.size() + data.size() <= kMaxReplayBytes) {
+          replay_.append(data);
+          note_held(replay_.size());
+        } else {
+          drop_replay();
+        }
+      }
+      Status s = conn_->write(data);
+      if (!s.ok()) {
+        // The vendor side is over; its on_error or end decides the outcome.
+        TG_DEBUG(kLog, "call %u: request body not written: %s", id_, s.message().c_str());
+        request_done_ = true;
+      }
+      if (conn_->write_blocked()) {
+        owed_ += data.size();
+      } else if (ch_) {
+        ch_->consumed(owed_ + data.size());
+        owed_ = 0;
+      }
+    }
+    if (fin && !request_done_) {
+      request_done_ = true;
+      Status s = conn_->finish();
+      if (!s.ok()) TG_DEBUG(kLog, "call %u: request body not ended: %s", id_, s.message().c_str());
+    }
+  }
+
+  // Sends held response bytes as the window allows; resumes the vendor when
+  // none are left.
+  void flush_response() {
+    if (!resp_pending_.empty()) {
+      const size_t n = std::min(ch_->send_capacity(), resp_pending_.size());
+      if (n == 0) return;
+      Status s = ch_->send_data(std::string_view(resp_pending_).substr(0, n), false);
+      if (!s.ok()) {
+        fail(tunnel::stream_error::internal, "response body not sent: " + s.message());
+        return;
+      }
+      resp_pending_.erase(0, n);
+      if (!resp_pending_.empty()) {
+        (void)ch_->send_capacity();  // arms on_channel_writable
+        return;
+      }
+    }
+    if (resp_end_) {
+      complete();
+    } else if (ch_->send_capacity() > 0 && conn_) {
+      conn_->resume_response();
+    }
+  }
+
+  void complete() {
+    Status s = ch_->send_data("", true);
+    if (s.ok()) {
+      tunnel::Finish f;
+      f.upstream_status = static_cast<uint32_t>(status_);
+      f.usage = "{}";
+      s = ch_->send(std::move(f));
+    }
+    if (!s.ok()) {
+      fail(tunnel::stream_error::internal, "finish not sent: " + s.message());
+      return;
+    }
+    ch_->close(tunnel::abort_reason::shutdown);  // finish went out: no abort is sent
+    ch_ = nullptr;
+    if (conn_ && conn_->reusable()) owner_.give_back(provider_, std::move(conn_));
+    end(Outcome::finished, "");
+  }
+
+  // Ends the stream with error{code} (if the channel is still ours).
+  void fail(std::string_view code, const std::string& message) {
+    if (state_ == State::done) return;
+    if (ch_) {
+      tunnel::Error e;
+      e.code = std::string(code);
+      e.message = message.substr(0, tunnel::kMaxText);
+      Status s = ch_->send(std::move(e));
+      if (!s.ok()) TG_DEBUG(kLog, "call %u: error not sent: %s", id_, s.message().c_str());
+      ch_->close(tunnel::abort_reason::shutdown);
+      ch_ = nullptr;
+    }
+    end(Outcome::failed, std::string(code) + ": " + message);
+  }
+
+  // The one exit: drops every source of callbacks, frees the provider slot,
+  // logs one line and hands this object to the owner's reaper.
+  void end(Outcome outcome, const std::string& what) {
+    if (state_ == State::done) return;
+    const bool responded = state_ == State::responding;
+    transition(State::done);
+    deadline_.stop();
+    conn_.reset();  // closes the vendor connection now (allowed inside its callbacks)
+    tls_.reset();
+    tcp_.reset();
+    if (resolve_) {
+      resolve_->owner = nullptr;
+      uv_cancel(reinterpret_cast<uv_req_t*>(&resolve_->req));
+      resolve_ = nullptr;
+    }
+    req_pending_.clear();
+    resp_pending_.clear();
+    drop_replay();
+    wipe_auth(req_.head);
+    const auto ms = static_cast<unsigned long long>(uv_now(owner_.loop_) - started_ms_);
+    const auto bytes = static_cast<unsigned long long>(body_bytes_);
+    PassthroughStats& st = owner_.stats_;
+    switch (outcome) {
+      case Outcome::finished:
+        ++st.finished;
+        TG_INFO(kLog, "call %u %s via %s: %d, %llu bytes in %llu ms", id_, model_.c_str(),
+                provider_name().c_str(), status_, bytes, ms);
+        break;
+      case Outcome::failed:
+        ++st.failed;
+        TG_WARN(kLog, "call %u %s via %s: failed %s: %s after %llu ms", id_, model_.c_str(),
+                provider_name().c_str(), responded ? "after the response head" : "before a response",
+                what.c_str(), ms);
+        break;
+      case Outcome::aborted:
+        ++st.aborted;
+        TG_INFO(kLog, "call %u %s via %s: %s; vendor connection closed after %llu ms", id_,
+                model_.c_str(), provider_name().c_str(), what.c_str(), ms);
+        break;
+    }
+    owner_.retire(this);
+  }
+
+  void note_held(size_t n) {
+    owner_.stats_.max_held_bytes = std::max(owner_.stats_.max_held_bytes, n);
+  }
+
+  uint64_t remaining_ms() const {
+    const uint64_t elapsed = uv_now(owner_.loop_) - started_ms_;
+    return elapsed >= deadline_ms_ ? 1 : deadline_ms_ - elapsed;
+  }
+
+  const std::string& provider_name() const { return owner_.config_.providers[provider_].name; }
+
+ public:
+  size_t provider() const noexcept { return provider_; }
+
+ private:
+  Passthrough& owner_;
+  tunnel::Channel* ch_;  // nullptr once the channel is closed or gone
+  uint32_t id_;
+  std::string model_;
+  size_t provider_;
+  VendorRequest req_;
+  uint64_t deadline_ms_;
+  State state_ = State::idle;
+  Timer deadline_;
+  uint64_t started_ms_;
+  Resolve* resolve_ = nullptr;
+  std::unique_ptr<tls::Connector> tls_;
+  std::unique_ptr<net::TcpConnector> tcp_;
+  std::unique_ptr<http::ClientConnection> conn_;
+  std::string req_pending_;    // request bytes that arrived before the connection
+  bool req_fin_ = false;
+  bool request_done_ = false;  // the request body ended (or can no longer be sent)
+  size_t owed_ = 0;            // credit held back while the vendor socket is write-blocked
+  bool reused_ = false;        // conn_ came from the idle pool
+  bool replayable_ = true;     // replay_ holds every body byte sent on the reused conn_
+  bool retried_ = false;       // the one retry was used
+  std::string replay_;         // see kMaxReplayBytes
+  std::string resp_pending_;   // response bytes that did not fit the window
+  bool resp_end_ = false;
+  int status_ = 0;
+  uint64_t body_bytes_ = 0;
+};
+
+Result<std::unique_ptr<Passthrough>> Passthrough::create(uv_loop_t* loop, const AgentConfig& config,
+                                                         PassthroughOptions options) {
+  bool need_tls = false;
+  for (const auto& p : config.providers) {
+    if (p.type != "local" || (p.url && p.url->tls())) need_tls = true;
+  }
+  std::shared_ptr<tls::ClientContext> ctx;
+  if (need_tls) {
+    tls::ClientConfig cc;
+    cc.ca_file = config.ca_file;
+    cc.alpn = {"http/1.1"};
+    auto made = tls::ClientContext::create(cc);
+    if (!made.ok()) {
+      return Status(made.status().code(), "vendor CA bundle " + config.ca_file + ": " +
+                                              made.status().message());
+    }
+    ctx = std::move(made.value());
+  }
+  return std::unique_ptr<Passthrough>(new Passthrough(loop, config, options, std::move(ctx)));
+}
+
+Passthrough::Passthrough(uv_loop_t* loop, const AgentConfig& config, PassthroughOptions options,
+                         std::shared_ptr<tls::ClientContext> tls)
+    : loop_(loop),
+      config_(config),
+      options_(options),
+      tls_(std::move(tls)),
+      busy_(config.providers.size(), 0),
+      idle_(config.providers.size()),
+      reaper_(loop),
+      sweeper_(loop) {}
+
+Passthrough::~Passthrough() = default;
+
+size_t Passthrough::idle_connections() const noexcept {
+  size_t n = 0;
+  for (const auto& list : idle_) {
+    for (const auto& i : list) n += i.conn->reusable() ? 1u : 0u;
+  }
+  return n;
+}
+
+std::unique_ptr<http::ClientConnection> Passthrough::take_idle(size_t provider) {
+  auto& list = idle_[provider];
+  const uint64_t now = uv_now(loop_);
+  while (!list.empty()) {
+    Idle it = std::move(list.back());
+    list.pop_back();
+    if (it.conn->reusable() && now - it.since_ms < options_.idle_ms) return std::move(it.conn);
+    // Closed by the vendor or too old: destroying it closes it.
+  }
+  return nullptr;
+}
+
+void Passthrough::give_back(size_t provider, std::unique_ptr<http::ClientConnection> conn) {
+  if (options_.idle_ms == 0) return;  // destroyed here: closed
+  auto& list = idle_[provider];
+  const auto cap = static_cast<size_t>(std::max(config_.providers[provider].max_parallel, 1));
+  if (list.size() >= cap) list.erase(list.begin());
+  list.push_back(Idle{std::move(conn), uv_now(loop_)});
+  if (!sweeper_.active()) {
+    sweeper_.start(options_.idle_ms, options_.idle_ms, [this] { sweep_idle(); });
+  }
+}
+
+void Passthrough::sweep_idle() {
+  const uint64_t now = uv_now(loop_);
+  bool any = false;
+  for (auto& list : idle_) {
+    list.erase(std::remove_if(list.begin(), list.end(), [&](const Idle& i) {
+                 return !i.conn->reusable() || now - i.since_ms >= options_.idle_ms;
+               }),
+               list.end());
+    any = any || !list.empty();
+  }
+  if (!any) sweeper_.stop();
+}
+
+void Passthrough::on_call(tunnel::Channel& ch, const tunnel::Call& call) noexcept {
+  auto refuse = [&](std::string_view code, std::string message) {
+    ++stats_.refused;
+    TG_INFO(kLog, "call %u %s: refused %.*s: %s", ch.id(), call.model.c_str(),
+            static_cast<int>(code.size()), code.data(), message.c_str());
+    tunnel::Error e;
+    e.code = std::string(code);
+    e.message = message.substr(0, tunnel::kMaxText);
+    Status s = ch.send(std::move(e));
+    if (!s.ok()) TG_DEBUG(kLog, "call %u: error not sent: %s", ch.id(), s.message().c_str());
+    ch.close(tunnel::abort_reason::shutdown);
+  };
+  size_t index = config_.providers.size();
+  for (size_t i = 0; i < config_.providers.size() && index == config_.providers.size(); ++i) {
+    const auto& models = config_.providers[i].models;
+    if (std::find(models.begin(), models.end(), call.model) != models.end()) index = i;
+  }
+  if (index == config_.providers.size()) {
+    refuse(tunnel::stream_error::unknown_model, "no provider for model " + call.model);
+    return;
+  }
+  const ProviderConfig& p = config_.providers[index];
+  auto req = vendor_request(p, call);
+  if (!req.ok()) {
+    refuse(tunnel::stream_error::bad_request, req.status().message());
+    return;
+  }
+  if (busy_[index] >= p.max_parallel) {
+    wipe_auth(req->head);
+    refuse(tunnel::stream_error::busy, "provider " + p.name + " is at max_parallel " +
+                                           std::to_string(p.max_parallel));
+    return;
+  }
+  ++stats_.calls;
+  ++busy_[index];
+  calls_.push_back(std::make_unique<Call>(*this, ch, call, index, std::move(req.value())));
+  Call* c = calls_.back().get();
+  ch.set_handler(c);
+  TG_DEBUG(kLog, "call %u %s: via %s (%s)", ch.id(), call.model.c_str(), p.name.c_str(),
+           p.type.c_str());
+  c->start();
+}
+
+void Passthrough::retire(Call* c) {
+  --busy_[c->provider()];
+  auto it = std::find_if(calls_.begin(), calls_.end(), [c](const auto& p) { return p.get() == c; });
+  if (it == calls_.end()) return;
+  graveyard_.push_back(std::move(*it));
+  calls_.erase(it);
+  reaper_.start(0, 0, [this] { graveyard_.clear(); });
+}
+
+}  // namespace tg::agent

@@ -1,0 +1,117 @@
+// The vendor passthrough: a CallHandler that runs each tunnel call as one
+// HTTP/1.1 request to its provider's vendor (endpoints and rewriting from
+// vendors.h) and streams both bodies through with end-to-end flow control:
+// credit goes back to the hub only once bytes reached the vendor socket, and
+// the vendor is not read while the channel has no send capacity. Owns the
+// vendor connections (one per call) and the TLS context for vendors. Never
+// logs or sends into the tunnel a vendor key, a header value or a body byte.
+#pragma once
+
+#include <uv.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/config.h"
+#include "agent/tunnel_client.h"
+#include "shared/core/loop.h"
+#include "shared/core/status.h"
+#include "shared/http/client.h"
+#include "shared/tls/context.h"
+#include "shared/tunnel/session.h"
+
+namespace tg::agent {
+
+struct PassthroughOptions {
+  uint64_t connect_timeout_ms = 10000;    // resolve + TCP + TLS, capped by the call's deadline
+  uint64_t response_timeout_ms = 300000;  // request sent -> response head (upstream_timeout)
+  // A vendor connection that ended its response with keep-alive waits this
+  // long for the provider's next call (0: one connection per call). Kept
+  // well below vendors' own idle timeouts, so a reused connection is rarely
+  // closed under us.
+  uint64_t idle_ms = 2000;
+};
+
+// Request body bytes a call on a reused connection keeps, so that it can be
+// sent again on a new connection if the vendor closed the reused one before
+// answering. Past this, the call cannot be retried.
+constexpr size_t kMaxReplayBytes = 64 * 1024;
+
+// Counters, for logs and tests.
+struct PassthroughStats {
+  uint64_t calls = 0;          // calls taken (a vendor request was attempted)
+  uint64_t refused = 0;        // answered at once: unknown_model, bad_request, busy
+  uint64_t finished = 0;       // ended with finish
+  uint64_t failed = 0;         // ended with error
+  uint64_t aborted = 0;        // the hub aborted or the tunnel ended
+  uint64_t connections = 0;    // vendor connections opened
+  uint64_t reused = 0;         // calls sent on a kept-alive connection
+  uint64_t retried = 0;        // calls sent again after a reused connection closed
+  size_t max_held_bytes = 0;   // most body bytes one call ever held (either direction)
+};
+
+class Passthrough final : public CallHandler {
+ public:
+  // Builds the vendor TLS context (CA bundle config.ca_file, full chain and
+  // host name verification) when a provider needs TLS. `config` must
+  // outlive the Passthrough.
+  static Result<std::unique_ptr<Passthrough>> create(uv_loop_t* loop, const AgentConfig& config,
+                                                     PassthroughOptions options = {});
+  // Closes every vendor connection (busy or idle) at once; no callback fires and no channel
+  // is touched (destroy the tunnel first: its channels point here).
+  ~Passthrough() override;
+  Passthrough(const Passthrough&) = delete;
+  Passthrough& operator=(const Passthrough&) = delete;
+
+  // Answers error{unknown_model | bad_request | busy} and closes the channel
+  // at once, or takes the stream over: the vendor request starts from the
+  // loop, and the stream ends with response + body + FIN + finish, or with
+  // error (before the response head: upstream_unreachable, upstream_timeout,
+  // upstream_error, deadline_exceeded; after it: upstream_error or
+  // deadline_exceeded). An abort or the tunnel's end closes the vendor
+  // connection at once.
+  void on_call(tunnel::Channel& ch, const tunnel::Call& call) noexcept override;
+
+  // Calls running now, in all or for one provider (by index in config.providers).
+  size_t in_flight() const noexcept { return calls_.size(); }
+  int in_flight(size_t provider) const noexcept { return busy_.at(provider); }
+  // Kept-alive vendor connections waiting for a call and still open.
+  size_t idle_connections() const noexcept;
+  const PassthroughStats& stats() const noexcept { return stats_; }
+
+ private:
+  class Call;
+  friend class Call;
+
+  Passthrough(uv_loop_t* loop, const AgentConfig& config, PassthroughOptions options,
+              std::shared_ptr<tls::ClientContext> tls);
+  // A call ended: it leaves calls_ now and is destroyed from the loop.
+  void retire(Call* c);
+  // The provider's most recent idle connection that is still open, or null.
+  std::unique_ptr<http::ClientConnection> take_idle(size_t provider);
+  // Keeps a connection that finished a response with keep-alive.
+  void give_back(size_t provider, std::unique_ptr<http::ClientConnection> conn);
+  void sweep_idle();
+
+  struct Idle {
+    std::unique_ptr<http::ClientConnection> conn;
+    uint64_t since_ms = 0;
+  };
+
+  uv_loop_t* loop_;
+  const AgentConfig& config_;
+  PassthroughOptions options_;
+  std::shared_ptr<tls::ClientContext> tls_;
+  std::vector<int> busy_;                       // in-flight calls per provider
+  std::vector<std::vector<Idle>> idle_;         // per provider, most recent last; <= max_parallel
+  std::vector<std::unique_ptr<Call>> calls_;
+  std::vector<std::unique_ptr<Call>> graveyard_;
+  Timer reaper_;
+  Timer sweeper_;                               // closes idle connections past idle_ms
+  PassthroughStats stats_;
+};
+
+}  // namespace tg::agent

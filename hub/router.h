@@ -1,0 +1,70 @@
+// Request routing: picks the tunnel that carries a user request for a model
+// (the least loaded registered agent by in_flight / max_parallel, ties broken
+// at random, full ones skipped), opens the stream on it and keeps
+// Tunnels::Entry::in_flight. Remembers which models were ever served, to tell
+// "unknown model" (404) from "no agent for it now" (503). Owns no tunnel.
+#pragma once
+
+#include <uv.h>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "hub/tunnels.h"
+#include "shared/core/loop.h"
+#include "shared/core/status.h"
+#include "shared/tunnel/session.h"
+
+namespace tg::hub {
+
+// Model names remembered as "served once" (beyond: no longer remembered).
+constexpr size_t kMaxKnownModels = 65536;
+// How often the registry is swept for newly registered models.
+constexpr uint64_t kModelSweepMs = 1000;
+
+// One routed request: the stream and whose tunnel it runs on. Pass it back to
+// Router::release() exactly once, while the channel is still open or from its
+// final callback (the tunnel is alive then).
+struct Route {
+  tunnel::Channel* channel = nullptr;
+  std::string pubkey;
+  const HubTunnel* tunnel = nullptr;
+};
+
+class Router {
+ public:
+  Router(uv_loop_t* loop, Tunnels& tunnels);
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  // Starts the periodic sweep that learns registered models.
+  void start();
+  void stop() noexcept;
+
+  // Opens a stream for `call.model` on the best tunnel and counts it in
+  // in_flight. Errors: Errc::not_found (no agent ever served the model),
+  // Errc::limit (agents serve it but none is online with a free slot),
+  // Errc::closed (the chosen tunnels are closing).
+  Result<Route> open(const tunnel::Call& call, tunnel::ChannelHandler* handler);
+  // Ends the in_flight count of `route` (a no-op if its tunnel left the
+  // registry meanwhile). Does not close the channel.
+  void release(const Route& route) noexcept;
+
+  // Models served by registered tunnels now, sorted; remembers them.
+  std::vector<std::string> online_models();
+  bool serves_now(std::string_view model) const;
+  bool known(std::string_view model) const;
+
+ private:
+  void remember(std::string_view model);
+  void sweep();
+
+  Tunnels& tunnels_;
+  Timer sweep_timer_;
+  std::unordered_set<std::string> known_;
+};
+
+}  // namespace tg::hub

@@ -1,0 +1,24 @@
+// The hub database schema: the single ordered list of migrations for the one
+// SQLite file that AgentStore and UserStore share (one PRAGMA user_version).
+// Every store opens the file through migrate(), so whichever opens it first
+// brings all tables up to date. No queries here.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "shared/core/status.h"
+#include "shared/sqlite/db.h"
+
+namespace tg::hub {
+
+// migrations()[i] takes the schema from version i to i + 1. Never edit a
+// released entry; append a new one.
+//   1: agents, enroll_tokens, agent_events, sessions (agent_store.h)
+//   2: users, user_tokens (user_store.h)
+const std::vector<std::string_view>& migrations();
+
+// Brings `db` up to the newest version (sqlite::migrate over migrations()).
+Status migrate(sqlite::Db& db);
+
+}  // namespace tg::hub

@@ -1,0 +1,257 @@
+#include "hub/user_commands.h"
+
+#include <cjson/cJSON.h>
+
+#include <cstdio>
+#include <ctime>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hub/agent_commands.h"
+#include "hub/agent_store.h"
+#include "hub/config.h"
+#include "hub/user_store.h"
+
+namespace tg::hub {
+namespace {
+
+constexpr size_t kMaxEcho = 32;
+
+std::string shown(std::string_view text) {
+  std::string out;
+  for (char c : text.substr(0, kMaxEcho)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  if (text.size() > kMaxEcho) out += "...";
+  return out;
+}
+
+std::string format_time(std::optional<int64_t> ms) {
+  if (!ms) return "-";
+  time_t secs = static_cast<time_t>(*ms / 1000);
+  tm t{};
+  if (!gmtime_r(&secs, &t)) return "?";
+  char buf[32];
+  if (std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &t) == 0) return "?";
+  return buf;
+}
+
+int fail(const std::string& what, const Status& s) {
+  std::fprintf(stderr, "tokengo-hub: %s: %s\n", what.c_str(), s.message().c_str());
+  return 1;
+}
+
+int usage_error(const std::string& what, const std::string& message) {
+  std::fprintf(stderr, "tokengo-hub: %s: %s\nrun 'tokengo-hub --help' for usage\n", what.c_str(),
+               message.c_str());
+  return 2;
+}
+
+bool only_options(const cli::Parsed& args, std::initializer_list<const char*> allowed,
+                  const std::string& what) {
+  for (const auto& kv : args.options) {
+    bool ok = false;
+    for (const char* a : allowed) ok = ok || kv.first == a;
+    if (!ok) {
+      usage_error(what, "option '--" + kv.first + "' does not apply here");
+      return false;
+    }
+  }
+  return true;
+}
+
+// --db, else `database` of --config, else the default file.
+Result<std::string> database_path(const cli::Parsed& args) {
+  if (args.has("db")) return args.get("db");
+  if (!args.has("config")) return std::string(kDefaultRegistryPath);
+  LoadResult loaded = load(args.get("config"));
+  if (!loaded.config) {
+    std::string msg;
+    for (const auto& d : loaded.errors) msg += (msg.empty() ? "" : "\n") + d.to_string();
+    return error(Errc::invalid_argument, msg);
+  }
+  return loaded.config->database;
+}
+
+Result<UserStore> open_store(const cli::Parsed& args, bool create) {
+  auto where = database_path(args);
+  if (!where.ok()) return where.status();
+  auto store = UserStore::open(*where, create);
+  if (!store.ok() && store.status().code() == Errc::not_found) {
+    return error(Errc::not_found, "database '" + *where +
+                                      "' does not exist (it is created by 'user add' or the hub; "
+                                      "--db or --config names another file)");
+  }
+  return store;
+}
+
+void print_json(cJSON* root) {
+  char* text = cJSON_PrintUnformatted(root);
+  if (text) {
+    std::printf("%s\n", text);
+    cJSON_free(text);
+  }
+}
+
+int user_add(const cli::Parsed& args) {
+  const std::string what = "user add";
+  if (!only_options(args, {"db", "config"}, what)) return 2;
+  if (args.positional.size() != 2) return usage_error(what, "takes NAME");
+  Status v = validate_user_name(args.positional[1]);
+  if (!v.ok()) return usage_error(what, v.message());
+  auto store = open_store(args, true);
+  if (!store.ok()) return fail(what, store.status());
+  auto rec = store->add_user(args.positional[1], unix_now_ms());
+  if (!rec.ok()) return fail(what, rec.status());
+  std::printf("added user %s (create a token with: tokengo-hub token create %s)\n",
+              rec->name.c_str(), rec->name.c_str());
+  return 0;
+}
+
+int user_list(const cli::Parsed& args) {
+  const std::string what = "user list";
+  if (!only_options(args, {"db", "config", "json"}, what)) return 2;
+  if (args.positional.size() != 1) return usage_error(what, "takes no argument");
+  auto store = open_store(args, false);
+  if (!store.ok()) return fail(what, store.status());
+  auto users = store->list_users();
+  if (!users.ok()) return fail(what, users.status());
+  if (args.has("json")) {
+    std::unique_ptr<cJSON, decltype(&cJSON_Delete)> root(cJSON_CreateArray(), cJSON_Delete);
+    for (const auto& u : *users) {
+      cJSON* o = cJSON_CreateObject();
+      cJSON_AddItemToArray(root.get(), o);
+      cJSON_AddStringToObject(o, "name", u.name.c_str());
+      cJSON_AddNumberToObject(o, "active_tokens", static_cast<double>(u.active_tokens));
+      cJSON_AddNumberToObject(o, "created_at_ms", static_cast<double>(u.created_at_ms));
+    }
+    print_json(root.get());
+    return 0;
+  }
+  int name_w = 4;
+  for (const auto& u : *users) name_w = std::max(name_w, static_cast<int>(u.name.size()));
+  std::printf("%-*s  %-6s  %s\n", name_w, "NAME", "TOKENS", "CREATED");
+  for (const auto& u : *users) {
+    std::printf("%-*s  %-6lld  %s\n", name_w, u.name.c_str(),
+                static_cast<long long>(u.active_tokens), format_time(u.created_at_ms).c_str());
+  }
+  return 0;
+}
+
+int token_create(const cli::Parsed& args) {
+  const std::string what = "token create";
+  if (!only_options(args, {"db", "config"}, what)) return 2;
+  if (args.positional.size() != 2) return usage_error(what, "takes NAME (an existing user)");
+  Status v = validate_user_name(args.positional[1]);
+  if (!v.ok()) return usage_error(what, v.message());
+  auto store = open_store(args, false);
+  if (!store.ok()) return fail(what, store.status());
+  auto created = store->create_token(args.positional[1], unix_now_ms());
+  if (!created.ok()) return fail(what, created.status());
+  std::printf("%s\n", created->token.c_str());
+  std::fprintf(stderr,
+               "token %lld for user '%s'; it is shown only this once (revoke it with "
+               "'tokengo-hub token revoke %lld')\n",
+               static_cast<long long>(created->id), args.positional[1].c_str(),
+               static_cast<long long>(created->id));
+  return 0;
+}
+
+int token_revoke(const cli::Parsed& args) {
+  const std::string what = "token revoke";
+  if (!only_options(args, {"db", "config"}, what)) return 2;
+  if (args.positional.size() != 2) return usage_error(what, "takes TOKEN or ID");
+  auto store = open_store(args, false);
+  if (!store.ok()) return fail(what, store.status());
+  bool changed = false;
+  auto rec = store->revoke_token(args.positional[1], unix_now_ms(), &changed);
+  if (!rec.ok()) {
+    if (rec.status().code() == Errc::invalid_argument) return usage_error(what, rec.status().message());
+    return fail(what, rec.status());
+  }
+  if (changed) {
+    std::printf("revoked token %lld (%s) of user %s\n", static_cast<long long>(rec->id),
+                rec->hint.c_str(), rec->user.c_str());
+  } else {
+    std::printf("token %lld (%s) of user %s was already revoked\n", static_cast<long long>(rec->id),
+                rec->hint.c_str(), rec->user.c_str());
+  }
+  return 0;
+}
+
+int token_list(const cli::Parsed& args) {
+  const std::string what = "token list";
+  if (!only_options(args, {"db", "config", "json"}, what)) return 2;
+  if (args.positional.size() != 2) return usage_error(what, "takes NAME (a user)");
+  Status v = validate_user_name(args.positional[1]);
+  if (!v.ok()) return usage_error(what, v.message());
+  auto store = open_store(args, false);
+  if (!store.ok()) return fail(what, store.status());
+  auto tokens = store->list_tokens(args.positional[1]);
+  if (!tokens.ok()) return fail(what, tokens.status());
+  if (args.has("json")) {
+    std::unique_ptr<cJSON, decltype(&cJSON_Delete)> root(cJSON_CreateArray(), cJSON_Delete);
+    for (const auto& t : *tokens) {
+      cJSON* o = cJSON_CreateObject();
+      cJSON_AddItemToArray(root.get(), o);
+      cJSON_AddNumberToObject(o, "id", static_cast<double>(t.id));
+      cJSON_AddStringToObject(o, "user", t.user.c_str());
+      cJSON_AddStringToObject(o, "hint", t.hint.c_str());
+      cJSON_AddNumberToObject(o, "created_at_ms", static_cast<double>(t.created_at_ms));
+      if (t.revoked_at_ms) {
+        cJSON_AddNumberToObject(o, "revoked_at_ms", static_cast<double>(*t.revoked_at_ms));
+      } else {
+        cJSON_AddNullToObject(o, "revoked_at_ms");
+      }
+    }
+    print_json(root.get());
+    return 0;
+  }
+  std::printf("%-6s  %-16s  %-20s  %s\n", "ID", "TOKEN", "CREATED", "REVOKED");
+  for (const auto& t : *tokens) {
+    std::printf("%-6lld  %-16s  %-20s  %s\n", static_cast<long long>(t.id), t.hint.c_str(),
+                format_time(t.created_at_ms).c_str(), format_time(t.revoked_at_ms).c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+cli::Command user_command() {
+  return {"user",
+          "manage API users: 'add NAME', 'list [--json]' (database: --db FILE, or 'database' of "
+          "--config FILE; default tokengo-hub.db)",
+          {{"db", true}, {"config", true}, {"json", false}},
+          1,
+          2,
+          "add|list [NAME]"};
+}
+
+cli::Command token_command() {
+  return {"token",
+          "manage API tokens: 'create NAME' (prints an sk-tg- token once), 'revoke TOKEN|ID', "
+          "'list NAME [--json]' (database: --db or --config)",
+          {{"db", true}, {"config", true}, {"json", false}},
+          2,
+          2,
+          "create|revoke|list NAME|TOKEN|ID"};
+}
+
+int run_user(const cli::Parsed& args) {
+  const std::string sub = args.positional.empty() ? std::string() : args.positional[0];
+  if (sub == "add") return user_add(args);
+  if (sub == "list") return user_list(args);
+  return usage_error("user", "unknown subcommand '" + shown(sub) + "' (want add or list)");
+}
+
+int run_token(const cli::Parsed& args) {
+  const std::string sub = args.positional.empty() ? std::string() : args.positional[0];
+  if (sub == "create") return token_create(args);
+  if (sub == "revoke") return token_revoke(args);
+  if (sub == "list") return token_list(args);
+  return usage_error("token", "unknown subcommand '" + shown(sub) +
+                                  "' (want create, revoke or list)");
+}
+
+}  // namespace tg::hub
