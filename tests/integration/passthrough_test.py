@@ -310,6 +310,25 @@ def case_client_that_never_reads_holds_memory_bounded(w):
     assert grew[0] < 8 * 1024 and grew[1] < 8 * 1024, "memory grew by %r KiB" % (grew,)
 
 
+def case_user_api_over_tls(w):
+    import ssl
+    env = setup(w, hub_extra="user_tls = yes\n")
+    w.hub.wait_for(r"user API ready on 127\.0\.0\.1:\d+ \(https\)", after_mark=False)
+    ctx = ssl.create_default_context(cafile=w.path("hub.crt"))
+    ctx.check_hostname = False  # the certificate names localhost; we dial 127.0.0.1
+    c = http.client.HTTPSConnection("127.0.0.1", env["api"], timeout=WAIT, context=ctx)
+    c.request("POST", "/v1/chat/completions", body=json.dumps(chat("fake-echo")),
+              headers={"authorization": "Bearer " + env["token"], "content-type": "application/json"})
+    r = c.getresponse()
+    body = r.read()
+    assert r.status == 200, (r.status, body)
+    assert json.loads(body)["choices"][0]["message"]["content"], body
+    # The certificate is the hub's own, the one whose pin agents configure.
+    der = c.sock.getpeercert(binary_form=True)
+    c.close()
+    assert der == ssl.PEM_cert_to_DER_cert(open(w.path("hub.crt")).read()), "another certificate"
+
+
 def case_no_agent_for_a_known_model_is_503(w):
     env = setup(w)
     s, _, b = post(env["api"], "/v1/chat/completions", chat("fake-echo"), env["token"])
