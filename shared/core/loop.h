@@ -51,8 +51,11 @@ template <typename H>
 void close_and_free(H* h) noexcept {
   if (!h) return;
   h->data = nullptr;
+  // Through void*: every uv handle type starts with the uv_handle_t fields
+  // and was allocated as H, so the cast is exact (and 32-bit targets do not
+  // warn about alignment).
   uv_close(reinterpret_cast<uv_handle_t*>(h),
-           [](uv_handle_t* hh) { delete reinterpret_cast<H*>(hh); });
+           [](uv_handle_t* hh) { delete static_cast<H*>(static_cast<void*>(hh)); });
 }
 [[noreturn]] void fatal_exception(const char* where) noexcept;
 }  // namespace detail

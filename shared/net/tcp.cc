@@ -393,7 +393,7 @@ struct TcpConnector::Op {
     tcp->data = this;
     uv_close(reinterpret_cast<uv_handle_t*>(tcp), [](uv_handle_t* h) {
       auto* op = static_cast<Op*>(h->data);
-      delete reinterpret_cast<uv_tcp_t*>(h);
+      delete static_cast<uv_tcp_t*>(static_cast<void*>(h));
       op->outstanding--;
       op->maybe_free();
     });
@@ -405,7 +405,7 @@ struct TcpConnector::Op {
     if (timer) {
       uv_close(reinterpret_cast<uv_handle_t*>(timer), [](uv_handle_t* h) {
         auto* op = static_cast<Op*>(h->data);
-        delete reinterpret_cast<uv_timer_t*>(h);
+        delete static_cast<uv_timer_t*>(static_cast<void*>(h));
         op->outstanding--;
         op->maybe_free();
       });

@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
+
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -299,6 +301,8 @@ AgentConfig make_config(const ScriptedHub& hub, const Tunables& t, LoadResult* h
 // One test's world: loop, hub, config, key, client.
 class TunnelClientTest : public ::testing::Test {
  protected:
+  // The programs ignore SIGPIPE; so must a test that writes to closed sockets.
+  static void SetUpTestSuite() { std::signal(SIGPIPE, SIG_IGN); }
   Loop loop;
   LogCapture logs;
   std::unique_ptr<ScriptedHub> hub = std::make_unique<ScriptedHub>(loop);

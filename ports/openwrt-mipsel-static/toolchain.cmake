@@ -1,0 +1,6 @@
+# A fully static (glibc) agent for musl-based OpenWrt mipsel (24kc, MT7621)
+# routers without the OpenWrt SDK: it carries its own libc, so it runs on any
+# mipsel Linux kernel (FPU or kernel FPU emulation). Agent only, no tests
+# (ports/README.md: size, DNS caveats).
+set(TG_CROSS_STATIC ON)
+include(${CMAKE_CURRENT_LIST_DIR}/../openwrt-mipsel/toolchain.cmake)
