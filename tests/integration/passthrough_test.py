@@ -307,6 +307,12 @@ def case_client_that_never_reads_holds_memory_bounded(w):
     st, _, b = post(env["api"], "/v1/chat/completions", chat("fake-echo"), env["token"])
     assert st == 200, (st, b)
     s.close()
+    if "--sanitized" in w.extra_args:
+        # ASan keeps freed memory in quarantine and maps shadow memory: RSS
+        # says nothing about live memory there. The bound is checked in the
+        # plain build; here the case still proves the other user is served.
+        print("    (sanitizer build: RSS bound not checked)")
+        return
     assert grew[0] < 8 * 1024 and grew[1] < 8 * 1024, "memory grew by %r KiB" % (grew,)
 
 
