@@ -1,6 +1,9 @@
 #include "shared/ws/connection.h"
 
+#include <sodium.h>
+
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "shared/core/log.h"
@@ -307,10 +310,24 @@ bool Connection::finish() {
 
 // ---- writing ----
 
+MaskKey Connection::next_mask_key() {
+  // Keys come from the system CSPRNG (RFC 6455 section 10.3 wants them
+  // unpredictable), drawn 64 at a time: one getrandom per 64 frames
+  // instead of one per frame.
+  if (mask_pool_used_ + 4 > mask_pool_.size()) {
+    crypto::random_bytes(mask_pool_.data(), mask_pool_.size());
+    mask_pool_used_ = 0;
+  }
+  MaskKey key;
+  std::memcpy(key.data(), mask_pool_.data() + mask_pool_used_, key.size());
+  sodium_memzero(mask_pool_.data() + mask_pool_used_, key.size());
+  mask_pool_used_ += key.size();
+  return key;
+}
+
 Status Connection::write_frame(bool fin, Opcode op, std::string_view payload) {
   if (role_ == Role::client) {
-    MaskKey key;
-    crypto::random_bytes(key.data(), key.size());
+    const MaskKey key = next_mask_key();
     std::string frame;
     frame.reserve(payload.size() + kMaxHeaderSize);
     encode_frame(frame, fin, op, payload, &key);

@@ -7,6 +7,7 @@
 
 #include <uv.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -145,6 +146,7 @@ class Connection final : private net::StreamHandler {
   void on_close_timeout();
 
   Status write_frame(bool fin, Opcode op, std::string_view payload);
+  MaskKey next_mask_key();
   Status send_close_frame(uint16_t code, std::string_view reason);
   void send_pong(std::string_view payload);
   Status check_sendable() const;
@@ -181,6 +183,8 @@ class Connection final : private net::StreamHandler {
   std::string report_reason_;
 
   uv_loop_t* loop_;
+  std::array<uint8_t, 256> mask_pool_{};  // client role: unused random mask keys
+  size_t mask_pool_used_ = 256;           // all used: refill on the next frame
   uint64_t ping_window_start_ms_ = 0;
   uint32_t pings_in_window_ = 0;
   Timer close_timer_;

@@ -2,6 +2,10 @@
 // Connection, and each role against a raw peer sending hand-made frames.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
+#include <set>
+
 #include <string>
 
 #include "shared/ws/connection.h"
@@ -443,6 +447,24 @@ TEST_F(WsConnection, PingFloodKeepsWriteQueueBounded) {
 
 namespace tg::ws {
 namespace {
+
+TEST_F(WsConnection, ClientMaskKeysAreFreshAcrossPoolRefills) {
+  open_raw(Role::client);
+  constexpr int kFrames = 200;  // more than three refills of the key pool
+  for (int i = 0; i < kFrames; ++i) ASSERT_TRUE(client->send_binary("x").ok());
+  ASSERT_TRUE(run([&] { return raw->frames().size() == kFrames; }));
+  std::set<uint32_t> keys;
+  for (const auto& [header, payload] : raw->frames()) {
+    ASSERT_TRUE(header.masked);
+    EXPECT_EQ(payload, "x");  // the receiver unmasked it with the key sent
+    uint32_t k;
+    std::memcpy(&k, header.mask.data(), sizeof k);
+    keys.insert(k);
+  }
+  // 200 random 32-bit keys: a repeat has odds of about 5 in a million.
+  EXPECT_GE(keys.size(), static_cast<size_t>(kFrames - 1));
+  finish();
+}
 
 TEST_F(WsConnection, PingsOverTheBudgetClose1008) {
   Options opts;
