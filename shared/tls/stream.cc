@@ -68,6 +68,7 @@ TlsStream::TlsStream(uv_loop_t* loop, net::StreamPtr inner, Role role)
       high_(kDefaultHighWater),
       low_(kDefaultLowWater),
       defer_(loop),
+      flush_timer_(loop),
       handshake_timer_(loop),
       alive_(std::make_shared<bool>(true)) {
   mbedtls_ssl_init(&ssl_);
@@ -400,23 +401,47 @@ Status TlsStream::writev(const std::string_view* parts, size_t count) {
     note_queued();
     return Status();
   }
-  Status st;
-  if (count > 1 && total <= kRecordPlaintextBytes) {
-    // Small pieces (a header and its body) go out as one record.
-    std::string joined;
-    joined.reserve(total);
-    for (size_t i = 0; i < count; ++i) joined.append(parts[i]);
-    st = encrypt(joined);
-  } else {
-    for (size_t i = 0; i < count && st.ok(); ++i) st = encrypt(parts[i]);
+  // Batch: everything written during this turn of the loop goes out at the
+  // start of the next one (before the loop can block, so nothing waits),
+  // in as few records and socket writes as possible.
+  if (pending_plain_.size() + total > kPendingPlaintextBytes) {
+    Status st = flush_pending();
+    if (!st.ok()) return st;
+  }
+  for (size_t i = 0; i < count; ++i) pending_plain_.append(parts[i]);
+  note_queued();
+  if (!flush_timer_.active()) {
+    flush_timer_.start(0, 0, [this] {
+      // From the loop: the batch may have gone straight into the kernel,
+      // so our own watermark (not the TCP stream's) decides the drain.
+      if (flush_pending().ok()) (void)maybe_drain();
+    });
+  }
+  return Status();
+}
+
+Status TlsStream::flush_pending() {
+  flush_timer_.stop();
+  if (pending_plain_.empty() || (state_ != State::open && state_ != State::closing)) {
+    return Status();
+  }
+  std::string data;
+  data.swap(pending_plain_);
+  std::string cipher;  // freed after the write: idle streams keep no batch memory
+  cipher.reserve(data.size() + 64 * (data.size() / kRecordPlaintextBytes + 1));
+  batch_ = &cipher;
+  Status st = encrypt(data);
+  batch_ = nullptr;
+  if (st.ok() && !cipher.empty()) st = inner_->write(cipher);
+  if (data.capacity() <= kKeptPlaintextBuffer) {
+    data.clear();
+    pending_plain_.swap(data);  // a small buffer is reused next turn
   }
   if (!st.ok()) {
     finish(st);
     schedule_pump();
-    return st;
   }
-  note_queued();
-  return Status();
+  return st;
 }
 
 size_t TlsStream::queued_bytes() const noexcept {
@@ -469,6 +494,8 @@ void TlsStream::shutdown() noexcept {
   if (state_ == State::ended || state_ == State::closed || shutdown_requested_) return;
   shutdown_requested_ = true;
   if (state_ == State::open) {
+    (void)flush_pending();  // what was written goes out before close_notify
+    if (state_ != State::open) return;
     mbedtls_ssl_close_notify(&ssl_);
     transition(State::closing);
     shut_inner();
@@ -484,6 +511,7 @@ void TlsStream::close() noexcept {
   end_pending_ = false;
   pending_plain_.clear();
   defer_.stop();
+  flush_timer_.stop();
   handshake_timer_.stop();
   inner_->close();
 }
@@ -536,6 +564,10 @@ int TlsStream::bio_send(void* ctx, const unsigned char* buf, size_t len) noexcep
   auto* self = static_cast<TlsStream*>(ctx);
   if (self->state_ == State::closed || self->inner_ended_) return MBEDTLS_ERR_NET_SEND_FAILED;
   const size_t n = std::min(len, kCipherInMaxBytes);  // a record is far smaller
+  if (self->batch_) {
+    self->batch_->append(reinterpret_cast<const char*>(buf), n);
+    return static_cast<int>(n);
+  }
   Status st = self->inner_->write(std::string_view(reinterpret_cast<const char*>(buf), n));
   if (!st.ok()) return MBEDTLS_ERR_NET_SEND_FAILED;
   return static_cast<int>(n);

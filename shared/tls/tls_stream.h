@@ -28,6 +28,8 @@ constexpr size_t kCipherInPauseBytes = 64 * 1024;
 constexpr size_t kCipherInMaxBytes = 4 * kCipherInPauseBytes;
 // Plaintext written before the handshake completes.
 constexpr size_t kPendingPlaintextBytes = 1024 * 1024;
+// A plaintext batch buffer up to this capacity is kept for the next turn.
+constexpr size_t kKeptPlaintextBuffer = 4 * 1024;
 
 class TlsStream final : public net::Stream, private net::StreamHandler {
  public:
@@ -95,6 +97,9 @@ class TlsStream final : public net::Stream, private net::StreamHandler {
   void update_inner_reading();
   void shut_inner();
   Status encrypt(std::string_view data);
+  // Encrypts the pending plaintext and writes the ciphertext in one go.
+  // Errors end the stream (reported from the loop) and are returned.
+  Status flush_pending();
   void note_queued();
   bool maybe_drain();
   Status handshake_error(int rc) const;
@@ -121,7 +126,11 @@ class TlsStream final : public net::Stream, private net::StreamHandler {
 
   std::string cipher_in_;       // ciphertext from the inner stream
   size_t cipher_off_ = 0;       // consumed prefix of cipher_in_
-  std::string pending_plain_;   // written before the handshake completed
+  // Plaintext not encrypted yet: written before the handshake completed, or
+  // written during this loop iteration (flushed by flush_timer_ as one batch:
+  // one record and one socket write for all the small writes of a turn).
+  std::string pending_plain_;
+  std::string* batch_ = nullptr;  // during a flush: bio_send appends ciphertext here
   std::unique_ptr<char[]> read_buf_;  // one record of plaintext
 
   bool paused_ = false;
@@ -139,6 +148,7 @@ class TlsStream final : public net::Stream, private net::StreamHandler {
   std::string pin_mismatch_;    // message when the pin check refused the peer
 
   Timer defer_;
+  Timer flush_timer_;
   Timer handshake_timer_;
   std::shared_ptr<bool> alive_;  // false once destroyed: checked after callbacks
 };
