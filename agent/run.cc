@@ -7,6 +7,7 @@
 #include "agent/config.h"
 #include "agent/passthrough.h"
 #include "agent/tunnel_client.h"
+#include "platform/service_notify.h"
 #include "shared/core/log.h"
 #include "shared/core/loop.h"
 #include "shared/crypto/ed25519.h"
@@ -59,6 +60,10 @@ int run(const std::string& config_path) {
       std::fprintf(stderr, "%s: %s\n", kProgram, calls.status().message().c_str());
       return 1;
     }
+    // systemd Type=notify: READY=1 once the client runs (connected or
+    // retrying), STOPPING=1 on SIGTERM, WATCHDOG=1 from the loop. Outlives
+    // the client, whose state callback uses it.
+    platform::ServiceNotifier notifier(loop, platform::notify_settings_from_environment());
     // Declared after the passthrough, so destroyed first: its channels point there.
     TunnelClient client(loop, config, key.value(), calls->get());
     Signal sigterm(loop), sigint(loop);
@@ -75,6 +80,7 @@ int run(const std::string& config_path) {
       if (++signals == 1) {
         TG_INFO(kLog, "received %s: stopping; in-flight calls get up to %llu ms",
                 signal_name(signum), static_cast<unsigned long long>(config.tunnel.drain_timeout_ms));
+        notifier.stopping(std::string(signal_name(signum)) + ": draining calls");
         client.shutdown(config.tunnel.drain_timeout_ms, [&] {
           TG_INFO(kLog, "agent stopped");
           finish(0);
@@ -87,6 +93,11 @@ int run(const std::string& config_path) {
     };
     client.set_on_state([&](TunnelClient::State, TunnelClient::State to) {
       if (to == TunnelClient::State::stopped && signals == 0) finish(1);  // replaced: gave up
+      if (to == TunnelClient::State::ready) {
+        notifier.status("tunnel up to " + config.hub.authority());
+      } else if (to == TunnelClient::State::waiting) {
+        notifier.status("reconnecting to " + config.hub.authority());
+      }
     });
     Status s = sigterm.start(SIGTERM, on_signal);
     if (s.ok()) s = sigint.start(SIGINT, on_signal);
@@ -98,6 +109,7 @@ int run(const std::string& config_path) {
     } else {
       const std::string url = "wss://" + config.hub.authority() + config.hub.path;
       TG_INFO(kLog, "agent %s starting; hub %s", key->public_base64().c_str(), url.c_str());
+      notifier.ready("connecting to hub " + config.hub.authority());
       loop.run();
     }
   }

@@ -15,6 +15,7 @@
 #include "hub/config.h"
 #include "hub/tunnel_server.h"
 #include "hub/user_store.h"
+#include "platform/service_notify.h"
 #include "shared/core/log.h"
 #include "shared/core/loop.h"
 #include "shared/core/version.h"
@@ -87,6 +88,9 @@ int run_daemon(const cli::Parsed& args) {
   int code = 0;
   Loop loop;
   {
+    // systemd Type=notify: READY=1 once both listeners are up, STOPPING=1 on
+    // SIGTERM, WATCHDOG=1 from the loop (a no-op outside systemd).
+    platform::ServiceNotifier notifier(loop, platform::notify_settings_from_environment());
     auto server = std::make_unique<TunnelServer>(loop, cfg.tunnel, *ctx, &*store);
     // Declared after the tunnel server so it is destroyed first: its
     // requests hold channels of the tunnels.
@@ -115,6 +119,7 @@ int run_daemon(const cli::Parsed& args) {
         const char* sig = signum == SIGINT ? "SIGINT" : "SIGTERM";
         if (++stops == 1) {
           TG_INFO(kLog, "%s: shutting down (send it again to exit at once)", sig);
+          notifier.stopping(std::string(sig) + ": draining tunnels");
           api->shutdown();
           server->shutdown([&loop] { loop.stop(); });
           return;
@@ -130,6 +135,8 @@ int run_daemon(const cli::Parsed& args) {
       if (!s.ok()) {
         code = startup_error("signals", s);
       } else {
+        notifier.ready("agent listener on " + authority(cfg.agent_listen, server->port()) +
+                       ", user API on " + authority(cfg.user_listen, api->port()));
         loop.run();
       }
     }
