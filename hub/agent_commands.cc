@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "hub/agent_store.h"
+#include "hub/command_util.h"
 #include "hub/config.h"
 
 namespace tg::hub {
@@ -42,47 +43,8 @@ std::string format_time(std::optional<int64_t> ms) {
 }
 
 // Prints "<what>: <message>" and returns the exit code.
-int fail(const std::string& what, const Status& s, int code) {
-  std::fprintf(stderr, "%s: %s\n", what.c_str(), s.message().c_str());
-  return code;
-}
-
-int usage_error(const std::string& what, const std::string& message) {
-  std::fprintf(stderr, "%s: %s\nrun 'tokengo-hub --help' for usage\n", what.c_str(),
-               message.c_str());
-  return 2;
-}
-
-// Rejects options given to a subcommand they do not apply to.
-bool only_options(const cli::Parsed& args, std::initializer_list<const char*> allowed,
-                  const std::string& what) {
-  for (const auto& kv : args.options) {
-    bool ok = false;
-    for (const char* a : allowed) ok = ok || kv.first == a;
-    if (!ok) {
-      usage_error(what, "option '--" + kv.first + "' does not apply here");
-      return false;
-    }
-  }
-  return true;
-}
-
-// The registry file: --db, else `database` from the --config file, else the
-// default. A config file with errors is refused with every error listed.
-Result<std::string> registry_path(const cli::Parsed& args) {
-  if (args.has("db")) return args.get("db");
-  if (!args.has("config")) return std::string(kDefaultRegistryPath);
-  LoadResult loaded = load(args.get("config"));
-  if (!loaded.config) {
-    std::string msg;
-    for (const auto& d : loaded.errors) msg += (msg.empty() ? "" : "\n") + d.to_string();
-    return error(Errc::invalid_argument, msg);
-  }
-  return loaded.config->database;
-}
-
 Result<AgentStore> open_store(const cli::Parsed& args, bool create) {
-  auto where = registry_path(args);
+  auto where = database_path(args);
   if (!where.ok()) return where.status();
   const std::string& path = *where;
   auto store = AgentStore::open(path, create);
