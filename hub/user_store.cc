@@ -247,11 +247,16 @@ Result<std::vector<TokenRecord>> UserStore::list_tokens(std::string_view user) {
 }
 
 Status UserStore::check_data_version() {
-  auto st = db_.prepare("PRAGMA data_version");
-  if (!st.ok()) return st.status();
-  auto step = st->step();
+  if (!data_version_stmt_.valid()) {
+    auto st = db_.prepare("PRAGMA data_version");
+    if (!st.ok()) return st.status();
+    data_version_stmt_ = std::move(st.value());
+  }
+  auto step = data_version_stmt_.step();
+  const int64_t v = step.ok() && *step == sqlite::Step::row ? data_version_stmt_.column_int64(0) : -1;
+  Status reset = data_version_stmt_.reset();
   if (!step.ok()) return step.status();
-  const int64_t v = *step == sqlite::Step::row ? st->column_int64(0) : -1;
+  TG_TRY(reset);
   if (v != data_version_) {
     cache_.clear();
     data_version_ = v;

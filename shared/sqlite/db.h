@@ -99,6 +99,8 @@ class Stmt {
 
   // Makes the statement runnable again and clears every binding.
   Status reset();
+  // False for a default-constructed (or moved-from) Stmt.
+  bool valid() const noexcept { return stmt_ != nullptr; }
 
  private:
   friend class Db;
