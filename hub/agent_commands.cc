@@ -32,17 +32,6 @@ bool all_digits(std::string_view s) {
   return true;
 }
 
-std::string format_time(std::optional<int64_t> ms) {
-  if (!ms) return "never";
-  time_t secs = static_cast<time_t>(*ms / 1000);
-  tm t{};
-  if (!gmtime_r(&secs, &t)) return "?";
-  char buf[32];
-  if (std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &t) == 0) return "?";
-  return buf;
-}
-
-// Prints "<what>: <message>" and returns the exit code.
 Result<AgentStore> open_store(const cli::Parsed& args, bool create) {
   auto where = database_path(args);
   if (!where.ok()) return where.status();
@@ -162,7 +151,7 @@ void print_table(const std::vector<AgentRecord>& agents) {
     std::printf("%-44s  %-*s  %-8s  %-8s  %-6s  %-20s  %s\n", a.pubkey.c_str(), owner_w,
                 a.owner.c_str(), agent_status_name(a.status),
                 format_ratio_ppm(a.tier_ppm).c_str(), a.online ? "yes" : "no",
-                format_time(a.last_seen_ms).c_str(), a.last_addr.empty() ? "-" : a.last_addr.c_str());
+                format_time(a.last_seen_ms, "never").c_str(), a.last_addr.empty() ? "-" : a.last_addr.c_str());
   }
 }
 
@@ -298,7 +287,7 @@ int run_enroll(const cli::Parsed& args) {
   std::fprintf(stderr,
                "one-time enrollment token for owner '%s' (tier %s), valid until %s; it is shown "
                "only this once\n",
-               owner->c_str(), format_ratio_ppm(*tier).c_str(), format_time(now + *ttl).c_str());
+               owner->c_str(), format_ratio_ppm(*tier).c_str(), format_time(now + *ttl, "never").c_str());
   return 0;
 }
 

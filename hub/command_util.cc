@@ -1,6 +1,7 @@
 #include "hub/command_util.h"
 
 #include <cstdio>
+#include <ctime>
 
 #include "hub/agent_commands.h"
 #include "hub/config.h"
@@ -29,6 +30,16 @@ bool only_options(const cli::Parsed& args, std::initializer_list<const char*> al
     }
   }
   return true;
+}
+
+std::string format_time(std::optional<int64_t> ms, const char* absent) {
+  if (!ms) return absent;
+  time_t secs = static_cast<time_t>(*ms / 1000);
+  tm t{};
+  if (!gmtime_r(&secs, &t)) return "?";
+  char buf[32];
+  if (std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &t) == 0) return "?";
+  return buf;
 }
 
 Result<std::string> database_path(const cli::Parsed& args) {

@@ -3,7 +3,9 @@
 // option checks per subcommand, and where the database is.
 #pragma once
 
+#include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <string>
 
 #include "shared/cli/args.h"
@@ -18,6 +20,8 @@ int usage_error(const std::string& what, const std::string& message);
 // False (after printing a usage error) if an option not in `allowed` was given.
 bool only_options(const cli::Parsed& args, std::initializer_list<const char*> allowed,
                   const std::string& what);
+// A unix-ms time as "2026-11-22T10:00:00Z" (UTC), or `absent` when unset.
+std::string format_time(std::optional<int64_t> ms, const char* absent);
 // The database: --db, else `database` from the --config file, else the
 // default file. A config file with errors is refused with every error listed.
 Result<std::string> database_path(const cli::Parsed& args);

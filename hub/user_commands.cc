@@ -28,16 +28,6 @@ std::string shown(std::string_view text) {
   return out;
 }
 
-std::string format_time(std::optional<int64_t> ms) {
-  if (!ms) return "-";
-  time_t secs = static_cast<time_t>(*ms / 1000);
-  tm t{};
-  if (!gmtime_r(&secs, &t)) return "?";
-  char buf[32];
-  if (std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &t) == 0) return "?";
-  return buf;
-}
-
 Result<UserStore> open_store(const cli::Parsed& args, bool create) {
   auto where = database_path(args);
   if (!where.ok()) return where.status();
@@ -98,7 +88,7 @@ int user_list(const cli::Parsed& args) {
   std::printf("%-*s  %-6s  %s\n", name_w, "NAME", "TOKENS", "CREATED");
   for (const auto& u : *users) {
     std::printf("%-*s  %-6lld  %s\n", name_w, u.name.c_str(),
-                static_cast<long long>(u.active_tokens), format_time(u.created_at_ms).c_str());
+                static_cast<long long>(u.active_tokens), format_time(u.created_at_ms, "-").c_str());
   }
   return 0;
 }
@@ -175,7 +165,7 @@ int token_list(const cli::Parsed& args) {
   std::printf("%-6s  %-16s  %-20s  %s\n", "ID", "TOKEN", "CREATED", "REVOKED");
   for (const auto& t : *tokens) {
     std::printf("%-6lld  %-16s  %-20s  %s\n", static_cast<long long>(t.id), t.hint.c_str(),
-                format_time(t.created_at_ms).c_str(), format_time(t.revoked_at_ms).c_str());
+                format_time(t.created_at_ms, "-").c_str(), format_time(t.revoked_at_ms, "-").c_str());
   }
   return 0;
 }
