@@ -1,0 +1,112 @@
+#include "shared/ledger/export.h"
+
+#include <cjson/cJSON.h>
+
+#include <cmath>
+#include <memory>
+
+#include "shared/crypto/hash.h"
+
+namespace tg::ledger {
+namespace {
+
+using Json = std::unique_ptr<cJSON, decltype(&cJSON_Delete)>;
+
+bool exact_uint(const cJSON* v, uint64_t max, uint64_t* out) {
+  if (!cJSON_IsNumber(v)) return false;
+  const double d = v->valuedouble;
+  if (!(d >= 0) || d > static_cast<double>(max) || std::floor(d) != d) return false;
+  *out = static_cast<uint64_t>(d);
+  return true;
+}
+
+Result<SignedCheckpoint> checkpoint_from(const cJSON* o, const crypto::PublicKey& agent) {
+  if (!cJSON_IsObject(o)) return error(Errc::protocol, "checkpoint is not an object");
+  SignedCheckpoint c;
+  c.checkpoint.agent = agent;
+  size_t fields = 0;
+  uint64_t v = 0;
+  for (const cJSON* f = o->child; f; f = f->next) ++fields;
+  if (fields != 6) return error(Errc::protocol, "checkpoint must have exactly seq, head, total_cost, total_credit, time_ms, sig");
+  if (!exact_uint(cJSON_GetObjectItemCaseSensitive(o, "seq"), kMaxSeq, &v) || v == 0) {
+    return error(Errc::protocol, "checkpoint.seq must be an integer 1..2^53-1");
+  }
+  c.checkpoint.seq = v;
+  const cJSON* head = cJSON_GetObjectItemCaseSensitive(o, "head");
+  if (!cJSON_IsString(head)) return error(Errc::protocol, "checkpoint.head must be a hex string");
+  auto h = parse_hash(head->valuestring);
+  if (!h.ok()) return error(Errc::protocol, "checkpoint.head: " + h.status().message());
+  c.checkpoint.head = *h;
+  if (!exact_uint(cJSON_GetObjectItemCaseSensitive(o, "total_cost"), kMaxAmount, &v)) {
+    return error(Errc::protocol, "checkpoint.total_cost must be an integer 0..9e15");
+  }
+  c.checkpoint.total_cost = static_cast<int64_t>(v);
+  if (!exact_uint(cJSON_GetObjectItemCaseSensitive(o, "total_credit"), kMaxAmount, &v)) {
+    return error(Errc::protocol, "checkpoint.total_credit must be an integer 0..9e15");
+  }
+  c.checkpoint.total_credit = static_cast<int64_t>(v);
+  if (!exact_uint(cJSON_GetObjectItemCaseSensitive(o, "time_ms"), kMaxTimeMs, &v)) {
+    return error(Errc::protocol, "checkpoint.time_ms must be an integer 0..2^53-1");
+  }
+  c.checkpoint.time_ms = static_cast<int64_t>(v);
+  const cJSON* sig = cJSON_GetObjectItemCaseSensitive(o, "sig");
+  if (!cJSON_IsString(sig)) return error(Errc::protocol, "checkpoint.sig must be base64");
+  auto raw = crypto::base64_decode(sig->valuestring);
+  if (!raw.ok() || raw->size() != c.sig.size()) {
+    return error(Errc::protocol, "checkpoint.sig must be base64 of 64 bytes");
+  }
+  for (size_t i = 0; i < c.sig.size(); ++i) c.sig[i] = static_cast<uint8_t>((*raw)[i]);
+  return c;
+}
+
+}  // namespace
+
+std::string checkpoint_to_json(const SignedCheckpoint& c) {
+  const Checkpoint& k = c.checkpoint;
+  return "{\"checkpoint\":{\"seq\":" + std::to_string(k.seq) + ",\"head\":\"" + to_hex(k.head) +
+         "\",\"total_cost\":" + std::to_string(k.total_cost) +
+         ",\"total_credit\":" + std::to_string(k.total_credit) +
+         ",\"time_ms\":" + std::to_string(k.time_ms) + ",\"sig\":\"" +
+         crypto::base64_encode(std::string_view(reinterpret_cast<const char*>(c.sig.data()), c.sig.size())) +
+         "\"}}";
+}
+
+Result<ExportFile> parse_export(std::string_view text) {
+  ExportFile out;
+  size_t pos = 0;
+  size_t line_no = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    std::string_view line = text.substr(pos, nl - pos);
+    pos = nl + 1;
+    ++line_no;
+    if (line_no > kMaxExportLines) return error(Errc::limit, "more than 100000000 lines");
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) continue;
+    const std::string where = "line " + std::to_string(line_no) + ": ";
+    if (line.size() > kMaxJsonLine) return error(Errc::limit, where + "longer than 4096 bytes");
+    if (line.rfind("{\"checkpoint\":", 0) == 0) {
+      if (out.entries.empty()) return error(Errc::protocol, where + "checkpoint before any entry");
+      const std::string copy(line);  // NUL-terminated for cJSON's trailing-bytes check
+      Json doc(cJSON_ParseWithLengthOpts(copy.c_str(), copy.size() + 1, nullptr, 1), cJSON_Delete);
+      if (!doc || !cJSON_IsObject(doc.get()) || !doc->child || doc->child->next) {
+        return error(Errc::parse, where + "not a checkpoint object");
+      }
+      auto c = checkpoint_from(cJSON_GetObjectItemCaseSensitive(doc.get(), "checkpoint"),
+                               out.entries.front().agent);
+      if (!c.ok()) return error(c.status().code(), where + c.status().message());
+      out.checkpoints.push_back(*c);
+      continue;
+    }
+    auto e = from_json(line);
+    if (!e.ok()) return error(e.status().code(), where + e.status().message());
+    if (!out.entries.empty() && e->agent != out.entries.front().agent) {
+      return error(Errc::protocol, where + "an entry of another agent's chain");
+    }
+    out.entries.push_back(std::move(*e));
+  }
+  return out;
+}
+
+}  // namespace tg::ledger
