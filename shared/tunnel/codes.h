@@ -1,6 +1,6 @@
 // Tunnel protocol v1 constants: version, WebSocket subprotocol and path,
-// handshake defaults, WebSocket close codes, refusal codes and the stream error
-// and abort codes both sides use. Values only; no behaviour. PROTOCOL.md in this
+// handshake defaults, WebSocket close codes, refusal codes, the stream error
+// and abort codes and the billing codes both sides use. Values only; no behaviour. PROTOCOL.md in this
 // folder is the reference that explains every one of them.
 #pragma once
 
@@ -93,5 +93,18 @@ namespace goaway_reason {
 constexpr std::string_view restart = "restart";
 constexpr std::string_view shutdown = "shutdown";
 }  // namespace goaway_reason
+
+// `claim_rejected.code` values. Receivers accept any well-formed code.
+namespace claim_rejection {
+constexpr std::string_view unknown_request = "unknown_request";  // no attempt with this request id
+constexpr std::string_view not_yours = "not_yours";              // the attempt went to another agent
+constexpr std::string_view expired = "expired";                  // claimed too late to settle
+}  // namespace claim_rejection
+
+// `ack.result` values: the only two the decoder accepts.
+namespace ack_result {
+constexpr std::string_view ok = "ok";            // entry recomputed, equal, appended
+constexpr std::string_view dispute = "dispute";  // the agent's view differs; see ack.message
+}  // namespace ack_result
 
 }  // namespace tg::tunnel

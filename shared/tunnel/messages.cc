@@ -30,9 +30,56 @@ bool only_whitespace(const char* p, const char* end) {
   return true;
 }
 
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// Whether a JSON number literal denotes an integer exactly ("7", "7.0",
+// "6.5536e4", "100e-2" do; "1.5", "1.0000000000000001" do not). Text that is
+// not a JSON number counts as integral: the parser rejects it anyway.
+bool literal_is_integral(std::string_view s) {
+  size_t i = 0;
+  if (i < s.size() && s[i] == '-') ++i;
+  const size_t int_begin = i;
+  while (i < s.size() && is_digit(s[i])) ++i;
+  const size_t int_end = i;
+  size_t frac_begin = i;
+  size_t frac_end = i;
+  if (i < s.size() && s[i] == '.') {
+    frac_begin = ++i;
+    while (i < s.size() && is_digit(s[i])) ++i;
+    frac_end = i;
+  }
+  int64_t exponent = 0;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    bool negative = false;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) negative = s[i++] == '-';
+    while (i < s.size() && is_digit(s[i])) {
+      if (exponent < 1000000000) exponent = exponent * 10 + (s[i] - '0');  // saturates
+      ++i;
+    }
+    if (negative) exponent = -exponent;
+  }
+  if (int_end == int_begin || i != s.size()) return true;
+  // The value is digits x 10^(exponent - fraction length); it is an integer
+  // when the trailing zeros of the digits make up for a negative power.
+  int64_t zeros = 0;
+  bool nonzero = false;
+  for (size_t k = frac_end; k > frac_begin && !nonzero; --k) {
+    if (s[k - 1] == '0') ++zeros; else nonzero = true;
+  }
+  for (size_t k = int_end; k > int_begin && !nonzero; --k) {
+    if (s[k - 1] == '0') ++zeros; else nonzero = true;
+  }
+  if (!nonzero) return true;  // zero
+  return exponent - static_cast<int64_t>(frac_end - frac_begin) + zeros >= 0;
+}
+
 // Checks what cJSON does not: nesting depth (cJSON recurses), raw control
-// characters inside strings and \u0000 (cJSON would truncate at it). Runs
-// before parsing so a hostile nesting never reaches the recursive parser.
+// characters inside strings, \u0000 (cJSON would truncate at it), and number
+// literals that are not integers but read as one once parsed into a double
+// (1.0000000000000001, 9007199254740991.4): every number of this protocol is
+// an integer, and a field check on the double could not tell. Runs before
+// parsing so a hostile nesting never reaches the recursive parser.
 Status prescan(std::string_view s) {
   int depth = 0;
   bool in_string = false;
@@ -61,6 +108,21 @@ Status prescan(std::string_view s) {
       }
     } else if (c == ']' || c == '}') {
       --depth;
+    } else if (c == '-' || is_digit(static_cast<char>(c))) {
+      size_t end = i;
+      while (end < s.size() && std::strchr("0123456789+-.eE", s[end]) != nullptr && s[end] != 0) {
+        ++end;
+      }
+      const std::string_view literal = s.substr(i, end - i);
+      if (!literal_is_integral(literal)) {
+        const double d = std::strtod(std::string(literal).c_str(), nullptr);
+        if (std::isfinite(d) && std::floor(d) == d) {
+          return error(Errc::parse, "message: number " + std::string(literal.substr(0, 40)) +
+                                        (literal.size() > 40 ? "..." : "") + " at offset " +
+                                        std::to_string(i) + " is not an integer but reads as one");
+        }
+      }
+      i = end - 1;
     }
   }
   return Status();
@@ -70,9 +132,15 @@ Status bad(const std::string& where, const std::string& what) {
   return error(Errc::protocol, where + ": " + what);
 }
 
+// Integral values print in full (a 2^53 range error must show the number);
+// others in %g form.
 std::string number_text(double d) {
   char buf[40];
-  std::snprintf(buf, sizeof buf, "%.15g", d);
+  if (std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 1e17) {
+    std::snprintf(buf, sizeof buf, "%.0f", d);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.15g", d);
+  }
   return buf;
 }
 
@@ -121,6 +189,7 @@ constexpr StringRule kOwnerRule{1, kMaxOwner, is_printable, "printable ASCII"};
 constexpr StringRule kAgentVersionRule{1, kMaxAgentVersion, is_visible, "visible ASCII"};
 constexpr StringRule kPlatformRule{1, kMaxPlatform, is_printable, "printable ASCII"};
 constexpr StringRule kTokenRule{1, kMaxEnrollToken, is_visible, "visible ASCII"};
+constexpr StringRule kRequestIdRule{1, kMaxRequestId, is_visible, "visible ASCII"};
 
 Status check_string(const std::string& where, std::string_view s, const StringRule& r) {
   if (s.size() < r.min || s.size() > r.max) {
@@ -150,6 +219,62 @@ Status check_range(const std::string& where, uint64_t v, uint64_t min, uint64_t 
   return Status();
 }
 
+// For in-memory signed values (money, time); the wire never carries a sign.
+Status check_signed(const std::string& where, int64_t v, int64_t min, int64_t max) {
+  if (v < min || v > max) {
+    return bad(where, "must be an integer " + std::to_string(min) + ".." + std::to_string(max) +
+                          ", got " + std::to_string(v));
+  }
+  return Status();
+}
+
+bool is_lower_hex(unsigned char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+
+// Exactly 64 lowercase hex digits into 32 bytes.
+Status parse_hash(const std::string& where, std::string_view text, HashBytes* out) {
+  if (text.size() != 2 * out->size()) {
+    return bad(where, "must be " + std::to_string(2 * out->size()) + " lowercase hex digits, got " +
+                          std::to_string(text.size()) + " characters");
+  }
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (!is_lower_hex(static_cast<unsigned char>(text[i]))) {
+      return bad(where, "must be lowercase hex digits, bad byte 0x" +
+                            crypto::hex_encode(text.substr(i, 1)) + " at " + std::to_string(i));
+    }
+  }
+  Result<std::string> raw = crypto::hex_decode(text);
+  if (!raw.ok() || raw->size() != out->size()) return bad(where, "bad hex");
+  std::memcpy(out->data(), raw->data(), out->size());
+  return Status();
+}
+
+std::string hash_hex(const HashBytes& h) {
+  return crypto::hex_encode(std::string_view(reinterpret_cast<const char*>(h.data()), h.size()));
+}
+
+// ---- rules across fields, shared by decode() and validate() ----
+
+Status check_ack_result(const std::string& where, const std::string& result) {
+  if (result != ack_result::ok && result != ack_result::dispute) {
+    return bad(where, "must be \"ok\" or \"dispute\", got \"" + result + "\"");
+  }
+  return Status();
+}
+
+Status check_credit_within_cost(const std::string& where, int64_t credit, int64_t cost,
+                                const char* cost_name) {
+  if (credit > cost) {
+    return bad(where, std::string("must be at most ") + cost_name + " " + std::to_string(cost) +
+                          ", got " + std::to_string(credit));
+  }
+  return Status();
+}
+
+Status check_sync_head(const Sync& m) {
+  if (m.seq == 0 && m.head != HashBytes{}) return bad("sync.head", "must be all zeros when seq is 0");
+  return Status();
+}
+
 Status check_headers(const std::string& where, const Headers& h) {
   if (h.size() > kMaxHeaders) {
     return bad(where, "at most " + std::to_string(kMaxHeaders) + " headers, got " +
@@ -159,36 +284,6 @@ Status check_headers(const std::string& where, const Headers& h) {
     const std::string at = where + "[" + std::to_string(i) + "]";
     TG_TRY(check_string(at + "[0]", h[i].first, kHeaderNameRule));
     TG_TRY(check_string(at + "[1]", h[i].second, kHeaderValueRule));
-  }
-  return Status();
-}
-
-int json_depth(const cJSON* j) {
-  if (!cJSON_IsArray(j) && !cJSON_IsObject(j)) return 0;
-  int deepest = 0;
-  for (const cJSON* c = j->child; c != nullptr; c = c->next) {
-    const int d = json_depth(c);
-    if (d > deepest) deepest = d;
-  }
-  return deepest + 1;
-}
-
-// Checks a parsed usage value; on success *compact holds its compact encoding.
-Status check_usage_json(const std::string& where, const cJSON* j, std::string* compact) {
-  if (!cJSON_IsObject(j)) return bad(where, "must be an object, got " + describe(j));
-  const int depth = json_depth(j);
-  if (depth > kMaxUsageDepth) {
-    return bad(where, "nesting must be at most " + std::to_string(kMaxUsageDepth) + ", got " +
-                          std::to_string(depth));
-  }
-  char* text = cJSON_PrintUnformatted(j);
-  if (text == nullptr) std::abort();  // out of memory
-  const size_t n = std::strlen(text);
-  if (n <= kMaxUsageBytes) compact->assign(text, n);
-  cJSON_free(text);
-  if (n > kMaxUsageBytes) {
-    return bad(where, "encodes to " + std::to_string(n) + " bytes, over the limit of " +
-                          std::to_string(kMaxUsageBytes));
   }
   return Status();
 }
@@ -207,16 +302,6 @@ Result<JsonPtr> parse_json(std::string_view text, const char* where) {
                                   std::to_string(static_cast<size_t>(end - copy.c_str())));
   }
   return root;
-}
-
-Status check_usage_text(const std::string& where, const std::string& usage) {
-  if (usage.size() > kMaxUsageBytes * 2) {
-    return bad(where, "is " + std::to_string(usage.size()) + " bytes, over the limit");
-  }
-  Result<JsonPtr> j = parse_json(usage, where.c_str());
-  if (!j.ok()) return bad(where, j.status().message());
-  std::string compact;
-  return check_usage_json(where, j->get(), &compact);
 }
 
 // ---- reading an object ----
@@ -261,8 +346,9 @@ class Reader {
     return to_uint(where(name), *j, min, max, out);
   }
 
+  // An integer field into any integer type that holds min..max.
   template <typename T>
-  Status get_u32(const char* name, uint64_t min, uint64_t max, T* out) const {
+  Status get_int(const char* name, uint64_t min, uint64_t max, T* out) const {
     uint64_t v = 0;
     TG_TRY(get_uint(name, min, max, &v));
     *out = static_cast<T>(v);
@@ -331,6 +417,15 @@ class Reader {
     return Status();
   }
 
+  Status get_hash(const char* name, HashBytes* out) const {
+    Result<const cJSON*> j = required(name);
+    if (!j.ok()) return j.status();
+    if (!cJSON_IsString(*j) || (*j)->valuestring == nullptr) {
+      return bad(where(name), "must be a hex string, got " + describe(*j));
+    }
+    return parse_hash(where(name), (*j)->valuestring, out);
+  }
+
   Status get_headers(const char* name, Headers* out) const {
     Result<const cJSON*> j = required(name);
     if (!j.ok()) return j.status();
@@ -389,13 +484,16 @@ Result<Message> read_auth(const Reader& r) {
 }
 
 Result<Message> read_welcome(const Reader& r) {
-  TG_TRY(r.check_fields({"owner", "heartbeat_ms", "dead_after", "max_streams", "window"}));
+  TG_TRY(r.check_fields(
+      {"owner", "heartbeat_ms", "dead_after", "max_streams", "window", "ledger_key", "tier_ppm"}));
   Welcome m;
   TG_TRY(r.get_string("owner", kOwnerRule, &m.owner));
-  TG_TRY(r.get_u32("heartbeat_ms", kMinHeartbeatMs, kMaxHeartbeatMs, &m.heartbeat_ms));
-  TG_TRY(r.get_u32("dead_after", 1, kMaxDeadAfter, &m.dead_after));
-  TG_TRY(r.get_u32("max_streams", 1, kMaxMaxStreams, &m.max_streams));
-  TG_TRY(r.get_u32("window", kMinWindow, kMaxWindow, &m.window));
+  TG_TRY(r.get_int("heartbeat_ms", kMinHeartbeatMs, kMaxHeartbeatMs, &m.heartbeat_ms));
+  TG_TRY(r.get_int("dead_after", 1, kMaxDeadAfter, &m.dead_after));
+  TG_TRY(r.get_int("max_streams", 1, kMaxMaxStreams, &m.max_streams));
+  TG_TRY(r.get_int("window", kMinWindow, kMaxWindow, &m.window));
+  TG_TRY(r.get_base64("ledger_key", &m.ledger_key));
+  TG_TRY(r.get_int("tier_ppm", 0, kMaxTierPpm, &m.tier_ppm));
   return Message(std::move(m));
 }
 
@@ -425,55 +523,54 @@ Result<Message> read_register(const Reader& r) {
     if (!seen.insert(model).second) return bad(at, "duplicate model \"" + model + "\"");
     m.models.push_back(std::move(model));
   }
-  TG_TRY(r.get_u32("max_parallel", 1, kMaxMaxParallel, &m.max_parallel));
+  TG_TRY(r.get_int("max_parallel", 1, kMaxMaxParallel, &m.max_parallel));
   return Message(std::move(m));
 }
 
 Result<Message> read_registered(const Reader& r) {
   TG_TRY(r.check_fields({"models"}));
   Registered m;
-  TG_TRY(r.get_u32("models", 0, kMaxModels, &m.models));
+  TG_TRY(r.get_int("models", 0, kMaxModels, &m.models));
   return Message(m);
 }
 
 Result<Message> read_call(const Reader& r) {
-  TG_TRY(r.check_fields({"id", "model", "method", "path", "headers", "stream", "deadline_ms"}));
+  TG_TRY(r.check_fields(
+      {"id", "request_id", "model", "method", "path", "headers", "stream", "deadline_ms"}));
   Call m;
-  TG_TRY(r.get_u32("id", 1, kMaxStreamId, &m.id));
+  TG_TRY(r.get_int("id", 1, kMaxStreamId, &m.id));
+  TG_TRY(r.get_string("request_id", kRequestIdRule, &m.request_id));
   TG_TRY(r.get_string("model", kModelRule, &m.model));
   TG_TRY(r.get_string("method", kMethodRule, &m.method));
   TG_TRY(r.get_string("path", kPathRule, &m.path));
   if (m.path[0] != '/') return bad(r.where("path"), "must start with '/'");
   TG_TRY(r.get_headers("headers", &m.headers));
   TG_TRY(r.get_bool("stream", &m.stream));
-  TG_TRY(r.get_u32("deadline_ms", 1, kMaxDeadlineMs, &m.deadline_ms));
+  TG_TRY(r.get_int("deadline_ms", 1, kMaxDeadlineMs, &m.deadline_ms));
   return Message(std::move(m));
 }
 
 Result<Message> read_response(const Reader& r) {
   TG_TRY(r.check_fields({"id", "status", "headers"}));
   Response m;
-  TG_TRY(r.get_u32("id", 1, kMaxStreamId, &m.id));
-  TG_TRY(r.get_u32("status", 100, 599, &m.status));
+  TG_TRY(r.get_int("id", 1, kMaxStreamId, &m.id));
+  TG_TRY(r.get_int("status", 100, 599, &m.status));
   TG_TRY(r.get_headers("headers", &m.headers));
   return Message(std::move(m));
 }
 
 Result<Message> read_finish(const Reader& r) {
-  TG_TRY(r.check_fields({"id", "upstream_status", "usage"}));
+  TG_TRY(r.check_fields({"id", "upstream_status"}));
   Finish m;
-  TG_TRY(r.get_u32("id", 1, kMaxStreamId, &m.id));
-  TG_TRY(r.get_u32("upstream_status", 100, 599, &m.upstream_status));
-  Result<const cJSON*> usage = r.required("usage");
-  if (!usage.ok()) return usage.status();
-  TG_TRY(check_usage_json(r.where("usage"), *usage, &m.usage));
-  return Message(std::move(m));
+  TG_TRY(r.get_int("id", 1, kMaxStreamId, &m.id));
+  TG_TRY(r.get_int("upstream_status", 100, 599, &m.upstream_status));
+  return Message(m);
 }
 
 Result<Message> read_error(const Reader& r) {
   TG_TRY(r.check_fields({"id", "code", "message"}));
   Error m;
-  TG_TRY(r.get_u32("id", 1, kMaxStreamId, &m.id));
+  TG_TRY(r.get_int("id", 1, kMaxStreamId, &m.id));
   TG_TRY(r.get_string("code", kCodeRule, &m.code));
   TG_TRY(r.get_string("message", kTextRule, &m.message));
   return Message(std::move(m));
@@ -482,7 +579,7 @@ Result<Message> read_error(const Reader& r) {
 Result<Message> read_abort(const Reader& r) {
   TG_TRY(r.check_fields({"id", "reason"}));
   Abort m;
-  TG_TRY(r.get_u32("id", 1, kMaxStreamId, &m.id));
+  TG_TRY(r.get_int("id", 1, kMaxStreamId, &m.id));
   TG_TRY(r.get_string("reason", kCodeRule, &m.reason));
   return Message(std::move(m));
 }
@@ -490,8 +587,8 @@ Result<Message> read_abort(const Reader& r) {
 Result<Message> read_credit(const Reader& r) {
   TG_TRY(r.check_fields({"id", "bytes"}));
   Credit m;
-  TG_TRY(r.get_u32("id", 1, kMaxStreamId, &m.id));
-  TG_TRY(r.get_u32("bytes", 1, kMaxWindow, &m.bytes));
+  TG_TRY(r.get_int("id", 1, kMaxStreamId, &m.id));
+  TG_TRY(r.get_int("bytes", 1, kMaxWindow, &m.bytes));
   return Message(m);
 }
 
@@ -499,8 +596,122 @@ Result<Message> read_goaway(const Reader& r) {
   TG_TRY(r.check_fields({"reason", "reconnect_after_ms"}));
   Goaway m;
   TG_TRY(r.get_string("reason", kCodeRule, &m.reason));
-  TG_TRY(r.get_u32("reconnect_after_ms", 0, kMaxReconnectAfterMs, &m.reconnect_after_ms));
+  TG_TRY(r.get_int("reconnect_after_ms", 0, kMaxReconnectAfterMs, &m.reconnect_after_ms));
   return Message(std::move(m));
+}
+
+Result<Message> read_prices(const Reader& r) {
+  TG_TRY(r.check_fields({"version", "models"}));
+  Prices m;
+  TG_TRY(r.get_int("version", 1, kMaxSafeInteger, &m.version));
+  Result<const cJSON*> list = r.required("models");
+  if (!list.ok()) return list.status();
+  const std::string at = r.where("models");
+  if (!cJSON_IsArray(*list)) return bad(at, "must be an array, got " + describe(*list));
+  std::set<std::string> seen;
+  for (const cJSON* e = (*list)->child; e != nullptr; e = e->next) {
+    if (m.models.size() == kMaxPriceModels) {
+      return bad(at, "at most " + std::to_string(kMaxPriceModels) + " models");
+    }
+    const std::string eat = at + "[" + std::to_string(m.models.size()) + "]";
+    if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 4) {
+      return bad(eat, "must be a [model, input, cached_input, output] array, got " + describe(e));
+    }
+    PriceEntry p;
+    const cJSON* c = e->child;
+    TG_TRY(Reader::to_string(eat + "[0]", c, kModelRule, &p.model));
+    uint64_t v = 0;
+    c = c->next;
+    TG_TRY(Reader::to_uint(eat + "[1]", c, 0, kMaxPrice, &v));
+    p.input = static_cast<int64_t>(v);
+    c = c->next;
+    TG_TRY(Reader::to_uint(eat + "[2]", c, 0, kMaxPrice, &v));
+    p.cached_input = static_cast<int64_t>(v);
+    c = c->next;
+    TG_TRY(Reader::to_uint(eat + "[3]", c, 0, kMaxPrice, &v));
+    p.output = static_cast<int64_t>(v);
+    if (!seen.insert(p.model).second) return bad(at, "duplicate model \"" + p.model + "\"");
+    m.models.push_back(std::move(p));
+  }
+  return Message(std::move(m));
+}
+
+Result<Message> read_claim(const Reader& r) {
+  TG_TRY(r.check_fields({"request_id", "model", "input", "cached", "output", "estimated"}));
+  Claim m;
+  TG_TRY(r.get_string("request_id", kRequestIdRule, &m.request_id));
+  TG_TRY(r.get_string("model", kModelRule, &m.model));
+  TG_TRY(r.get_int("input", 0, kMaxTokens, &m.input));
+  TG_TRY(r.get_int("cached", 0, kMaxTokens, &m.cached));
+  TG_TRY(r.get_int("output", 0, kMaxTokens, &m.output));
+  TG_TRY(r.get_bool("estimated", &m.estimated));
+  return Message(std::move(m));
+}
+
+Result<Message> read_claim_rejected(const Reader& r) {
+  TG_TRY(r.check_fields({"request_id", "code", "message"}));
+  ClaimRejected m;
+  TG_TRY(r.get_string("request_id", kRequestIdRule, &m.request_id));
+  TG_TRY(r.get_string("code", kCodeRule, &m.code));
+  TG_TRY(r.get_string("message", kTextRule, &m.message));
+  return Message(std::move(m));
+}
+
+Result<Message> read_settle(const Reader& r) {
+  TG_TRY(r.check_fields({"seq", "request_id", "model", "input", "cached", "output", "estimated",
+                         "price_version", "cost", "tier_ppm", "credit", "time_ms", "prev",
+                         "hash"}));
+  Settle m;
+  TG_TRY(r.get_int("seq", 1, kMaxSafeInteger, &m.seq));
+  TG_TRY(r.get_string("request_id", kRequestIdRule, &m.request_id));
+  TG_TRY(r.get_string("model", kModelRule, &m.model));
+  TG_TRY(r.get_int("input", 0, kMaxTokens, &m.input));
+  TG_TRY(r.get_int("cached", 0, kMaxTokens, &m.cached));
+  TG_TRY(r.get_int("output", 0, kMaxTokens, &m.output));
+  TG_TRY(r.get_bool("estimated", &m.estimated));
+  TG_TRY(r.get_int("price_version", 1, kMaxSafeInteger, &m.price_version));
+  TG_TRY(r.get_int("cost", 0, kMaxAmount, &m.cost));
+  TG_TRY(r.get_int("tier_ppm", 0, kMaxTierPpm, &m.tier_ppm));
+  TG_TRY(r.get_int("credit", 0, kMaxAmount, &m.credit));
+  TG_TRY(check_credit_within_cost(r.where("credit"), m.credit, m.cost, "cost"));
+  TG_TRY(r.get_int("time_ms", 0, kMaxSafeInteger, &m.time_ms));
+  TG_TRY(r.get_hash("prev", &m.prev));
+  TG_TRY(r.get_hash("hash", &m.hash));
+  return Message(std::move(m));
+}
+
+Result<Message> read_ack(const Reader& r) {
+  TG_TRY(r.check_fields({"seq", "hash", "result", "message"}));
+  Ack m;
+  TG_TRY(r.get_int("seq", 1, kMaxSafeInteger, &m.seq));
+  TG_TRY(r.get_hash("hash", &m.hash));
+  TG_TRY(r.get_string("result", kCodeRule, &m.result));
+  TG_TRY(check_ack_result(r.where("result"), m.result));
+  TG_TRY(r.get_string("message", kTextRule, &m.message));
+  return Message(std::move(m));
+}
+
+Result<Message> read_sync(const Reader& r) {
+  TG_TRY(r.check_fields({"seq", "head"}));
+  Sync m;
+  TG_TRY(r.get_int("seq", 0, kMaxSafeInteger, &m.seq));
+  TG_TRY(r.get_hash("head", &m.head));
+  TG_TRY(check_sync_head(m));
+  return Message(m);
+}
+
+Result<Message> read_checkpoint(const Reader& r) {
+  TG_TRY(r.check_fields({"seq", "head", "total_cost", "total_credit", "time_ms", "sig"}));
+  Checkpoint m;
+  TG_TRY(r.get_int("seq", 1, kMaxSafeInteger, &m.seq));
+  TG_TRY(r.get_hash("head", &m.head));
+  TG_TRY(r.get_int("total_cost", 0, kMaxAmount, &m.total_cost));
+  TG_TRY(r.get_int("total_credit", 0, kMaxAmount, &m.total_credit));
+  TG_TRY(check_credit_within_cost(r.where("total_credit"), m.total_credit, m.total_cost,
+                                  "total_cost"));
+  TG_TRY(r.get_int("time_ms", 0, kMaxSafeInteger, &m.time_ms));
+  TG_TRY(r.get_base64("sig", &m.sig));
+  return Message(m);
 }
 
 using ReadFn = Result<Message> (*)(const Reader&);
@@ -529,6 +740,13 @@ constexpr TypeInfo kTypes[kTypeCount] = {
     {"abort", read_abort, true, true, false, true},
     {"credit", read_credit, true, true, false, true},
     {"goaway", read_goaway, true, false, false, true},
+    {"prices", read_prices, true, false, false, true},
+    {"claim", read_claim, false, true, false, true},
+    {"claim_rejected", read_claim_rejected, true, false, false, true},
+    {"settle", read_settle, true, false, false, true},
+    {"ack", read_ack, false, true, false, true},
+    {"sync", read_sync, false, true, false, true},
+    {"checkpoint", read_checkpoint, true, false, false, true},
 };
 
 static_assert(std::variant_size_v<Message> == kTypeCount, "kTypes must list every message");
@@ -556,7 +774,8 @@ struct Validator {
     TG_TRY(check_range("welcome.heartbeat_ms", m.heartbeat_ms, kMinHeartbeatMs, kMaxHeartbeatMs));
     TG_TRY(check_range("welcome.dead_after", m.dead_after, 1, kMaxDeadAfter));
     TG_TRY(check_range("welcome.max_streams", m.max_streams, 1, kMaxMaxStreams));
-    return check_range("welcome.window", m.window, kMinWindow, kMaxWindow);
+    TG_TRY(check_range("welcome.window", m.window, kMinWindow, kMaxWindow));
+    return check_range("welcome.tier_ppm", m.tier_ppm, 0, kMaxTierPpm);
   }
   Status operator()(const Refused& m) const {
     TG_TRY(check_string("refused.code", m.code, kCodeRule));
@@ -580,6 +799,7 @@ struct Validator {
   }
   Status operator()(const Call& m) const {
     TG_TRY(check_range("call.id", m.id, 1, kMaxStreamId));
+    TG_TRY(check_string("call.request_id", m.request_id, kRequestIdRule));
     TG_TRY(check_string("call.model", m.model, kModelRule));
     TG_TRY(check_string("call.method", m.method, kMethodRule));
     TG_TRY(check_path("call.path", m.path));
@@ -593,8 +813,7 @@ struct Validator {
   }
   Status operator()(const Finish& m) const {
     TG_TRY(check_range("finish.id", m.id, 1, kMaxStreamId));
-    TG_TRY(check_range("finish.upstream_status", m.upstream_status, 100, 599));
-    return check_usage_text("finish.usage", m.usage);
+    return check_range("finish.upstream_status", m.upstream_status, 100, 599);
   }
   Status operator()(const Error& m) const {
     TG_TRY(check_range("error.id", m.id, 1, kMaxStreamId));
@@ -613,6 +832,70 @@ struct Validator {
     TG_TRY(check_string("goaway.reason", m.reason, kCodeRule));
     return check_range("goaway.reconnect_after_ms", m.reconnect_after_ms, 0, kMaxReconnectAfterMs);
   }
+  Status operator()(const Prices& m) const {
+    TG_TRY(check_range("prices.version", m.version, 1, kMaxSafeInteger));
+    if (m.models.size() > kMaxPriceModels) {
+      return bad("prices.models", "at most " + std::to_string(kMaxPriceModels) + " models, got " +
+                                      std::to_string(m.models.size()));
+    }
+    std::set<std::string> seen;
+    for (size_t i = 0; i < m.models.size(); ++i) {
+      const std::string at = "prices.models[" + std::to_string(i) + "]";
+      const PriceEntry& p = m.models[i];
+      TG_TRY(check_string(at + "[0]", p.model, kModelRule));
+      TG_TRY(check_signed(at + "[1]", p.input, 0, kMaxPrice));
+      TG_TRY(check_signed(at + "[2]", p.cached_input, 0, kMaxPrice));
+      TG_TRY(check_signed(at + "[3]", p.output, 0, kMaxPrice));
+      if (!seen.insert(p.model).second) {
+        return bad("prices.models", "duplicate model \"" + p.model + "\"");
+      }
+    }
+    return Status();
+  }
+  Status operator()(const Claim& m) const {
+    TG_TRY(check_string("claim.request_id", m.request_id, kRequestIdRule));
+    TG_TRY(check_string("claim.model", m.model, kModelRule));
+    TG_TRY(check_range("claim.input", m.input, 0, kMaxTokens));
+    TG_TRY(check_range("claim.cached", m.cached, 0, kMaxTokens));
+    return check_range("claim.output", m.output, 0, kMaxTokens);
+  }
+  Status operator()(const ClaimRejected& m) const {
+    TG_TRY(check_string("claim_rejected.request_id", m.request_id, kRequestIdRule));
+    TG_TRY(check_string("claim_rejected.code", m.code, kCodeRule));
+    return check_string("claim_rejected.message", m.message, kTextRule);
+  }
+  Status operator()(const Settle& m) const {
+    TG_TRY(check_range("settle.seq", m.seq, 1, kMaxSafeInteger));
+    TG_TRY(check_string("settle.request_id", m.request_id, kRequestIdRule));
+    TG_TRY(check_string("settle.model", m.model, kModelRule));
+    TG_TRY(check_range("settle.input", m.input, 0, kMaxTokens));
+    TG_TRY(check_range("settle.cached", m.cached, 0, kMaxTokens));
+    TG_TRY(check_range("settle.output", m.output, 0, kMaxTokens));
+    TG_TRY(check_range("settle.price_version", m.price_version, 1, kMaxSafeInteger));
+    TG_TRY(check_signed("settle.cost", m.cost, 0, kMaxAmount));
+    TG_TRY(check_range("settle.tier_ppm", m.tier_ppm, 0, kMaxTierPpm));
+    TG_TRY(check_signed("settle.credit", m.credit, 0, kMaxAmount));
+    TG_TRY(check_credit_within_cost("settle.credit", m.credit, m.cost, "cost"));
+    return check_signed("settle.time_ms", m.time_ms, 0, static_cast<int64_t>(kMaxSafeInteger));
+  }
+  Status operator()(const Ack& m) const {
+    TG_TRY(check_range("ack.seq", m.seq, 1, kMaxSafeInteger));
+    TG_TRY(check_string("ack.result", m.result, kCodeRule));
+    TG_TRY(check_ack_result("ack.result", m.result));
+    return check_string("ack.message", m.message, kTextRule);
+  }
+  Status operator()(const Sync& m) const {
+    TG_TRY(check_range("sync.seq", m.seq, 0, kMaxSafeInteger));
+    return check_sync_head(m);
+  }
+  Status operator()(const Checkpoint& m) const {
+    TG_TRY(check_range("checkpoint.seq", m.seq, 1, kMaxSafeInteger));
+    TG_TRY(check_signed("checkpoint.total_cost", m.total_cost, 0, kMaxAmount));
+    TG_TRY(check_signed("checkpoint.total_credit", m.total_credit, 0, kMaxAmount));
+    TG_TRY(check_credit_within_cost("checkpoint.total_credit", m.total_credit, m.total_cost,
+                                    "total_cost"));
+    return check_signed("checkpoint.time_ms", m.time_ms, 0, static_cast<int64_t>(kMaxSafeInteger));
+  }
 };
 
 // ---- encoding ----
@@ -620,8 +903,20 @@ struct Validator {
 void add_string(cJSON* o, const char* name, const std::string& v) {
   cJSON_AddItemToObject(o, name, cJSON_CreateString(v.c_str()));
 }
+// Integers are written as plain decimal digits: cJSON's own number printer
+// switches to exponent form at 1e15 and loses digits near 2^53.
 void add_number(cJSON* o, const char* name, uint64_t v) {
-  cJSON_AddItemToObject(o, name, cJSON_CreateNumber(static_cast<double>(v)));
+  cJSON_AddItemToObject(o, name, cJSON_CreateRaw(std::to_string(v).c_str()));
+}
+void add_number(cJSON* o, const char* name, int64_t v) {
+  cJSON_AddItemToObject(o, name, cJSON_CreateRaw(std::to_string(v).c_str()));
+}
+void add_number(cJSON* o, const char* name, uint32_t v) { add_number(o, name, uint64_t{v}); }
+void add_bool(cJSON* o, const char* name, bool v) {
+  cJSON_AddItemToObject(o, name, cJSON_CreateBool(v ? 1 : 0));
+}
+void add_hash(cJSON* o, const char* name, const HashBytes& v) {
+  cJSON_AddItemToObject(o, name, cJSON_CreateString(hash_hex(v).c_str()));
 }
 template <size_t N>
 void add_base64(cJSON* o, const char* name, const std::array<uint8_t, N>& v) {
@@ -659,6 +954,8 @@ struct Encoder {
     add_number(o, "dead_after", m.dead_after);
     add_number(o, "max_streams", m.max_streams);
     add_number(o, "window", m.window);
+    add_base64(o, "ledger_key", m.ledger_key);
+    add_number(o, "tier_ppm", m.tier_ppm);
   }
   void operator()(const Refused& m) const {
     add_string(o, "code", m.code);
@@ -673,11 +970,12 @@ struct Encoder {
   void operator()(const Registered& m) const { add_number(o, "models", m.models); }
   void operator()(const Call& m) const {
     add_number(o, "id", m.id);
+    add_string(o, "request_id", m.request_id);
     add_string(o, "model", m.model);
     add_string(o, "method", m.method);
     add_string(o, "path", m.path);
     add_headers(o, "headers", m.headers);
-    cJSON_AddItemToObject(o, "stream", cJSON_CreateBool(m.stream ? 1 : 0));
+    add_bool(o, "stream", m.stream);
     add_number(o, "deadline_ms", m.deadline_ms);
   }
   void operator()(const Response& m) const {
@@ -688,11 +986,6 @@ struct Encoder {
   void operator()(const Finish& m) const {
     add_number(o, "id", m.id);
     add_number(o, "upstream_status", m.upstream_status);
-    cJSON* usage = nullptr;
-    if (prescan(m.usage).ok()) {
-      usage = cJSON_ParseWithLengthOpts(m.usage.c_str(), m.usage.size(), nullptr, 0);
-    }
-    cJSON_AddItemToObject(o, "usage", usage != nullptr ? usage : cJSON_CreateNull());
   }
   void operator()(const Error& m) const {
     add_number(o, "id", m.id);
@@ -710,6 +1003,66 @@ struct Encoder {
   void operator()(const Goaway& m) const {
     add_string(o, "reason", m.reason);
     add_number(o, "reconnect_after_ms", m.reconnect_after_ms);
+  }
+  void operator()(const Prices& m) const {
+    add_number(o, "version", m.version);
+    cJSON* arr = cJSON_CreateArray();
+    for (const PriceEntry& p : m.models) {
+      cJSON* row = cJSON_CreateArray();
+      cJSON_AddItemToArray(row, cJSON_CreateString(p.model.c_str()));
+      cJSON_AddItemToArray(row, cJSON_CreateRaw(std::to_string(p.input).c_str()));
+      cJSON_AddItemToArray(row, cJSON_CreateRaw(std::to_string(p.cached_input).c_str()));
+      cJSON_AddItemToArray(row, cJSON_CreateRaw(std::to_string(p.output).c_str()));
+      cJSON_AddItemToArray(arr, row);
+    }
+    cJSON_AddItemToObject(o, "models", arr);
+  }
+  void operator()(const Claim& m) const {
+    add_string(o, "request_id", m.request_id);
+    add_string(o, "model", m.model);
+    add_number(o, "input", m.input);
+    add_number(o, "cached", m.cached);
+    add_number(o, "output", m.output);
+    add_bool(o, "estimated", m.estimated);
+  }
+  void operator()(const ClaimRejected& m) const {
+    add_string(o, "request_id", m.request_id);
+    add_string(o, "code", m.code);
+    add_string(o, "message", m.message);
+  }
+  void operator()(const Settle& m) const {
+    add_number(o, "seq", m.seq);
+    add_string(o, "request_id", m.request_id);
+    add_string(o, "model", m.model);
+    add_number(o, "input", m.input);
+    add_number(o, "cached", m.cached);
+    add_number(o, "output", m.output);
+    add_bool(o, "estimated", m.estimated);
+    add_number(o, "price_version", m.price_version);
+    add_number(o, "cost", m.cost);
+    add_number(o, "tier_ppm", m.tier_ppm);
+    add_number(o, "credit", m.credit);
+    add_number(o, "time_ms", m.time_ms);
+    add_hash(o, "prev", m.prev);
+    add_hash(o, "hash", m.hash);
+  }
+  void operator()(const Ack& m) const {
+    add_number(o, "seq", m.seq);
+    add_hash(o, "hash", m.hash);
+    add_string(o, "result", m.result);
+    add_string(o, "message", m.message);
+  }
+  void operator()(const Sync& m) const {
+    add_number(o, "seq", m.seq);
+    add_hash(o, "head", m.head);
+  }
+  void operator()(const Checkpoint& m) const {
+    add_number(o, "seq", m.seq);
+    add_hash(o, "head", m.head);
+    add_number(o, "total_cost", m.total_cost);
+    add_number(o, "total_credit", m.total_credit);
+    add_number(o, "time_ms", m.time_ms);
+    add_base64(o, "sig", m.sig);
   }
 };
 
@@ -807,7 +1160,8 @@ bool operator==(const Auth& a, const Auth& b) {
 }
 bool operator==(const Welcome& a, const Welcome& b) {
   return a.owner == b.owner && a.heartbeat_ms == b.heartbeat_ms && a.dead_after == b.dead_after &&
-         a.max_streams == b.max_streams && a.window == b.window;
+         a.max_streams == b.max_streams && a.window == b.window && a.ledger_key == b.ledger_key &&
+         a.tier_ppm == b.tier_ppm;
 }
 bool operator==(const Refused& a, const Refused& b) {
   return a.code == b.code && a.message == b.message;
@@ -817,14 +1171,15 @@ bool operator==(const Register& a, const Register& b) {
 }
 bool operator==(const Registered& a, const Registered& b) { return a.models == b.models; }
 bool operator==(const Call& a, const Call& b) {
-  return a.id == b.id && a.model == b.model && a.method == b.method && a.path == b.path &&
-         a.headers == b.headers && a.stream == b.stream && a.deadline_ms == b.deadline_ms;
+  return a.id == b.id && a.request_id == b.request_id && a.model == b.model &&
+         a.method == b.method && a.path == b.path && a.headers == b.headers &&
+         a.stream == b.stream && a.deadline_ms == b.deadline_ms;
 }
 bool operator==(const Response& a, const Response& b) {
   return a.id == b.id && a.status == b.status && a.headers == b.headers;
 }
 bool operator==(const Finish& a, const Finish& b) {
-  return a.id == b.id && a.upstream_status == b.upstream_status && a.usage == b.usage;
+  return a.id == b.id && a.upstream_status == b.upstream_status;
 }
 bool operator==(const Error& a, const Error& b) {
   return a.id == b.id && a.code == b.code && a.message == b.message;
@@ -833,6 +1188,35 @@ bool operator==(const Abort& a, const Abort& b) { return a.id == b.id && a.reaso
 bool operator==(const Credit& a, const Credit& b) { return a.id == b.id && a.bytes == b.bytes; }
 bool operator==(const Goaway& a, const Goaway& b) {
   return a.reason == b.reason && a.reconnect_after_ms == b.reconnect_after_ms;
+}
+bool operator==(const PriceEntry& a, const PriceEntry& b) {
+  return a.model == b.model && a.input == b.input && a.cached_input == b.cached_input &&
+         a.output == b.output;
+}
+bool operator==(const Prices& a, const Prices& b) {
+  return a.version == b.version && a.models == b.models;
+}
+bool operator==(const Claim& a, const Claim& b) {
+  return a.request_id == b.request_id && a.model == b.model && a.input == b.input &&
+         a.cached == b.cached && a.output == b.output && a.estimated == b.estimated;
+}
+bool operator==(const ClaimRejected& a, const ClaimRejected& b) {
+  return a.request_id == b.request_id && a.code == b.code && a.message == b.message;
+}
+bool operator==(const Settle& a, const Settle& b) {
+  return a.seq == b.seq && a.request_id == b.request_id && a.model == b.model &&
+         a.input == b.input && a.cached == b.cached && a.output == b.output &&
+         a.estimated == b.estimated && a.price_version == b.price_version && a.cost == b.cost &&
+         a.tier_ppm == b.tier_ppm && a.credit == b.credit && a.time_ms == b.time_ms &&
+         a.prev == b.prev && a.hash == b.hash;
+}
+bool operator==(const Ack& a, const Ack& b) {
+  return a.seq == b.seq && a.hash == b.hash && a.result == b.result && a.message == b.message;
+}
+bool operator==(const Sync& a, const Sync& b) { return a.seq == b.seq && a.head == b.head; }
+bool operator==(const Checkpoint& a, const Checkpoint& b) {
+  return a.seq == b.seq && a.head == b.head && a.total_cost == b.total_cost &&
+         a.total_credit == b.total_credit && a.time_ms == b.time_ms && a.sig == b.sig;
 }
 
 }  // namespace tg::tunnel

@@ -46,7 +46,7 @@ const char* side_name(Side s) { return s == Side::hub ? "hub" : "agent"; }
 // ---- Channel ----
 
 size_t Channel::send_capacity() const noexcept {
-  if (session_->closing_ || local_fin_) return 0;
+  if (session_->closing_ || local_fin_ || lingering_) return 0;
   size_t n = session_->write_blocked() ? 0 : send_.available();
   if (n == 0) wants_write_ = true;
   return n;
@@ -54,6 +54,7 @@ size_t Channel::send_capacity() const noexcept {
 
 Status Channel::send_data(std::string_view data, bool fin) {
   if (session_->closing_) return error(Errc::closed, "tunnel is closing");
+  if (lingering_) return error(Errc::closed, "channel " + std::to_string(id_) + " was aborted");
   if (local_fin_) return error(Errc::invalid_argument, "channel " + std::to_string(id_) + ": data after fin");
   if (data.size() > send_.available()) {
     return error(Errc::invalid_argument, "channel " + std::to_string(id_) + ": " +
@@ -71,6 +72,7 @@ Status Channel::send(Message m) {
   if (t != Type::response && t != Type::finish && t != Type::error) {
     return error(Errc::invalid_argument, std::string("not a stream-bound message: ") + type_name(t));
   }
+  if (lingering_) return error(Errc::closed, "channel " + std::to_string(id_) + " was aborted");
   set_channel_id(m, id_);
   TG_TRY(session_->send(m));
   if (t == Type::finish || t == Type::error) ended_ = true;
@@ -78,6 +80,7 @@ Status Channel::send(Message m) {
 }
 
 void Channel::consumed(size_t n) {
+  if (lingering_) return;  // the aborted stream gets no credit: the peer stopped sending
   auto credit = recv_.consumed(n);
   if (!credit.ok()) {
     TG_ERROR("tunnel", "channel %u: %s", id_, credit.status().message().c_str());
@@ -89,11 +92,20 @@ void Channel::consumed(size_t n) {
 }
 
 void Channel::close(std::string_view reason) {
-  if (!ended_ && !(local_fin_ && remote_fin_) && !session_->closing_) {
-    Status s = session_->send(Abort{id_, std::string(reason)});
-    if (!s.ok()) TG_DEBUG("tunnel", "channel %u: abort not sent: %s", id_, s.message().c_str());
-  }
+  if (!lingering_) send_abort(reason);
   session_->drop_channel(id_, Status(), false);
+}
+
+void Channel::abort_linger(std::string_view reason) {
+  if (lingering_) return;
+  send_abort(reason);
+  lingering_ = true;
+}
+
+void Channel::send_abort(std::string_view reason) {
+  if (ended_ || (local_fin_ && remote_fin_) || session_->closing_) return;
+  Status s = session_->send(Abort{id_, std::string(reason)});
+  if (!s.ok()) TG_DEBUG("tunnel", "channel %u: abort not sent: %s", id_, s.message().c_str());
 }
 
 // ---- Session ----

@@ -46,9 +46,11 @@ class ChannelHandler {
   // A stream-bound control message: response, finish or error (never call,
   // credit or abort: the session handles those). finish and error end the
   // channel: it is gone once this returns (no on_channel_closed follows).
+  // Also fires on a lingering channel (Channel::abort_linger()).
   virtual void on_channel_message(Channel& ch, const Message& m) noexcept = 0;
   // Body bytes from the peer, valid during the call; `fin` marks the last.
-  // The bytes count against the window until consumed() is called.
+  // The bytes count against the window until consumed() is called (for
+  // ever on a lingering channel).
   virtual void on_channel_data(Channel& ch, std::string_view data, bool fin) noexcept = 0;
   // send_capacity() grew from 0 (credit arrived or the tunnel drained).
   virtual void on_channel_writable(Channel& ch) noexcept { (void)ch; }
@@ -70,22 +72,35 @@ class Channel {
   void set_handler(ChannelHandler* h) noexcept { handler_ = h; }
 
   // Body bytes that may be sent now: the credit left, or 0 while the tunnel
-  // is write-blocked. A 0 answer arms on_channel_writable.
+  // is write-blocked (and always on a lingering channel). A 0 answer arms
+  // on_channel_writable.
   size_t send_capacity() const noexcept;
   // Sends body bytes (split into data frames of at most 64 KiB); `fin` ends
   // this direction. Errc::invalid_argument over send_capacity() or after
-  // fin; Errc::closed if the session is over.
+  // fin; Errc::closed if the session is over or the channel lingers.
   Status send_data(std::string_view data, bool fin);
   // Sends a stream-bound control message (response, finish, error); its id
-  // is set to this channel's.
+  // is set to this channel's. Errc::closed if the channel lingers.
   Status send(Message m);
   // The consumer took `n` bytes delivered by on_channel_data: returns credit
-  // to the peer (batched).
+  // to the peer (batched). Ignored on a lingering channel.
   void consumed(size_t n);
-  // Ends the channel now: sends abort (unless both directions finished or
-  // an error/finish went out), forgets the channel. No callback fires after;
-  // the Channel is destroyed (later, from the loop).
+  // Ends the channel now: sends abort (unless both directions finished, an
+  // error/finish went out, or abort_linger() sent it already), forgets the
+  // channel. No callback fires after; the Channel is destroyed (later, from
+  // the loop).
   void close(std::string_view reason);
+  // Sends abort{reason} like close(), but keeps the channel registered in a
+  // "lingering" state: data frames that crossed the abort are still delivered
+  // to on_channel_data (window still enforced; no credit is returned, calls to
+  // consumed() are ignored), a `finish`/`error` that crossed it is delivered to
+  // on_channel_message and ends the channel as usual, send_data/send fail with
+  // Errc::closed, and on_channel_closed fires if the session ends. The owner
+  // ends the linger with close() (no second abort is sent). A lingering
+  // channel still counts toward max_streams until closed. The hub uses it to
+  // bill exactly what the agent forwarded; a second call does nothing.
+  void abort_linger(std::string_view reason);
+  bool lingering() const noexcept { return lingering_; }
 
   bool local_fin() const noexcept { return local_fin_; }
   bool remote_fin() const noexcept { return remote_fin_; }
@@ -93,6 +108,8 @@ class Channel {
  private:
   friend class Session;
   Channel(Session* s, uint32_t id, uint32_t window) : session_(s), id_(id), send_(window), recv_(window) {}
+  // Sends abort unless the stream already ended or the tunnel is closing.
+  void send_abort(std::string_view reason);
 
   Session* session_;
   uint32_t id_;
@@ -102,6 +119,7 @@ class Channel {
   bool local_fin_ = false;
   bool remote_fin_ = false;
   bool ended_ = false;        // finish/error sent or received: no abort needed
+  bool lingering_ = false;    // abort_linger() ran: receive only, no credit
   mutable bool wants_write_ = false;  // capacity was 0; notify on credit or drain
 };
 
@@ -110,7 +128,8 @@ class Channel {
 class SessionHandler {
  public:
   // A control message that is not stream-bound (challenge, auth, welcome,
-  // refused, register, registered, goaway).
+  // refused, register, registered, goaway, and the billing messages prices,
+  // claim, claim_rejected, settle, ack, sync, checkpoint).
   virtual void on_message(Session& s, const Message& m) noexcept = 0;
   // Agent side: the hub opened channel `ch` with `call`. Set its handler now;
   // the request body follows as on_channel_data.

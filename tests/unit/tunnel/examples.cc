@@ -51,8 +51,11 @@ std::vector<Example> examples() {
   welcome.dead_after = 3;
   welcome.max_streams = 64;
   welcome.window = 262144;
+  welcome.ledger_key = from_hex<32>(kLedgerKeyHex);
+  welcome.tier_ppm = 800000;
   out.push_back({R"({"type":"welcome","owner":"alice","heartbeat_ms":15000,"dead_after":3,)"
-                 R"("max_streams":64,"window":262144})",
+                 R"("max_streams":64,"window":262144,)"
+                 R"("ledger_key":"Kay64UG8yvCyLhqU000LxzYeUm0L/hLIl5S8kyKWbdc=","tier_ppm":800000})",
                  welcome, Phase::pre_auth});
 
   Refused refused;
@@ -73,13 +76,15 @@ std::vector<Example> examples() {
 
   Call call;
   call.id = 7;
+  call.request_id = "9f86d081884c7d659a2feaa0c55ad015";
   call.model = "gpt-4o-mini";
   call.method = "POST";
   call.path = "/v1/chat/completions";
   call.headers = {{"content-type", "application/json"}};
   call.stream = true;
   call.deadline_ms = 600000;
-  out.push_back({R"({"type":"call","id":7,"model":"gpt-4o-mini","method":"POST",)"
+  out.push_back({R"({"type":"call","id":7,"request_id":"9f86d081884c7d659a2feaa0c55ad015",)"
+                 R"("model":"gpt-4o-mini","method":"POST",)"
                  R"("path":"/v1/chat/completions","headers":[["content-type","application/json"]],)"
                  R"("stream":true,"deadline_ms":600000})",
                  call, Phase::session});
@@ -94,10 +99,7 @@ std::vector<Example> examples() {
   Finish finish;
   finish.id = 7;
   finish.upstream_status = 200;
-  finish.usage = R"({"prompt_tokens":12,"completion_tokens":34,"total_tokens":46})";
-  out.push_back({R"({"type":"finish","id":7,"upstream_status":200,)"
-                 R"("usage":{"prompt_tokens":12,"completion_tokens":34,"total_tokens":46}})",
-                 finish, Phase::session});
+  out.push_back({R"({"type":"finish","id":7,"upstream_status":200})", finish, Phase::session});
 
   Error err;
   err.id = 7;
@@ -122,6 +124,84 @@ std::vector<Example> examples() {
   goaway.reconnect_after_ms = 1234;
   out.push_back({R"({"type":"goaway","reason":"restart","reconnect_after_ms":1234})", goaway,
                  Phase::session});
+
+  Prices prices;
+  prices.version = 3;
+  prices.models = {{"gpt-4o-mini", 150000, 75000, 600000}, {"*", 1000000, 500000, 4000000}};
+  out.push_back({R"({"type":"prices","version":3,"models":[["gpt-4o-mini",150000,75000,600000],)"
+                 R"(["*",1000000,500000,4000000]]})",
+                 prices, Phase::session});
+
+  Claim claim;
+  claim.request_id = "9f86d081884c7d659a2feaa0c55ad015";
+  claim.model = "gpt-4o-mini";
+  claim.input = 100;
+  claim.cached = 0;
+  claim.output = 50;
+  claim.estimated = false;
+  out.push_back({R"({"type":"claim","request_id":"9f86d081884c7d659a2feaa0c55ad015",)"
+                 R"("model":"gpt-4o-mini","input":100,"cached":0,"output":50,"estimated":false})",
+                 claim, Phase::session});
+
+  ClaimRejected rejected;
+  rejected.request_id = "9f86d081884c7d659a2feaa0c55ad015";
+  rejected.code = "unknown_request";
+  rejected.message = "no attempt with this request id";
+  out.push_back({R"({"type":"claim_rejected","request_id":"9f86d081884c7d659a2feaa0c55ad015",)"
+                 R"("code":"unknown_request","message":"no attempt with this request id"})",
+                 rejected, Phase::session});
+
+  Settle settle;
+  settle.seq = 42;
+  settle.request_id = "9f86d081884c7d659a2feaa0c55ad015";
+  settle.model = "gpt-4o-mini";
+  settle.input = 100;
+  settle.cached = 0;
+  settle.output = 50;
+  settle.estimated = false;
+  settle.price_version = 3;
+  settle.cost = 45;
+  settle.tier_ppm = 800000;
+  settle.credit = 36;
+  settle.time_ms = 1767225600000;
+  settle.prev.fill(0x11);
+  settle.hash.fill(0x22);
+  out.push_back({R"({"type":"settle","seq":42,"request_id":"9f86d081884c7d659a2feaa0c55ad015",)"
+                 R"("model":"gpt-4o-mini","input":100,"cached":0,"output":50,"estimated":false,)"
+                 R"("price_version":3,"cost":45,"tier_ppm":800000,"credit":36,"time_ms":1767225600000,)"
+                 R"("prev":"1111111111111111111111111111111111111111111111111111111111111111",)"
+                 R"("hash":"2222222222222222222222222222222222222222222222222222222222222222"})",
+                 settle, Phase::session});
+
+  Ack ack;
+  ack.seq = 42;
+  ack.hash.fill(0x22);
+  ack.result = "ok";
+  out.push_back({R"({"type":"ack","seq":42,)"
+                 R"("hash":"2222222222222222222222222222222222222222222222222222222222222222",)"
+                 R"("result":"ok","message":""})",
+                 ack, Phase::session});
+
+  Sync sync;
+  sync.seq = 41;
+  sync.head.fill(0x11);
+  out.push_back({R"({"type":"sync","seq":41,)"
+                 R"("head":"1111111111111111111111111111111111111111111111111111111111111111"})",
+                 sync, Phase::session});
+
+  Checkpoint checkpoint;
+  checkpoint.seq = 42;
+  checkpoint.head.fill(0x22);
+  checkpoint.total_cost = 9000000000000000;
+  checkpoint.total_credit = 7200000000000000;
+  checkpoint.time_ms = 1767225600000;
+  checkpoint.sig.fill(0x33);
+  out.push_back({R"({"type":"checkpoint","seq":42,)"
+                 R"("head":"2222222222222222222222222222222222222222222222222222222222222222",)"
+                 R"("total_cost":9000000000000000,"total_credit":7200000000000000,)"
+                 R"("time_ms":1767225600000,)"
+                 R"("sig":"MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMw=="})",
+                 checkpoint, Phase::session});
 
   return out;
 }

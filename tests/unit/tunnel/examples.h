@@ -9,6 +9,10 @@
 
 namespace tg::tunnel::test {
 
+// welcome.ledger_key of the examples: the Ed25519 public key of the seed
+// 20 21 ... 3f (vectors_test.cc derives it).
+constexpr const char* kLedgerKeyHex = "29acbae141bccaf0b22e1a94d34d0bc7361e526d0bfe12c89794bc9322966dd7";
+
 struct Example {
   std::string json;
   Message message;

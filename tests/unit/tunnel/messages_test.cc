@@ -4,6 +4,7 @@
 
 #include <set>
 #include <string>
+#include <vector>
 
 #include "shared/tunnel/codes.h"
 #include "shared/tunnel/messages.h"
@@ -51,6 +52,7 @@ TEST(TunnelMessages, ReorderedFieldsAndWhitespaceDecodeToTheSameStruct) {
 TEST(TunnelMessages, RoundTripKeepsUnusualButValidValues) {
   Call call;
   call.id = 4294967295u;
+  call.request_id = "!~" + std::string(62, 'r');
   call.model = "anthropic.claude-3-sonnet-20240229-v1:0";
   call.method = "GET";
   call.path = "/v1/models?x=%22a%22&y=\\";
@@ -63,18 +65,26 @@ TEST(TunnelMessages, RoundTripKeepsUnusualButValidValues) {
   EXPECT_TRUE(*back == Message(call));
 }
 
-TEST(TunnelMessages, UsageIsStoredCompact) {
-  Result<Message> m = decode(
-      R"({"type":"finish","id":1,"upstream_status":200,"usage": { "a" : [1, 2.5, "x", null, true], "b": {} } })",
-      Phase::session);
-  ASSERT_TRUE(m.ok()) << m.status().to_string();
-  EXPECT_EQ(std::get<Finish>(*m).usage, R"({"a":[1,2.5,"x",null,true],"b":{}})");
+TEST(TunnelMessages, FinishNoLongerCarriesUsage) {
+  // The usage travels in `claim` now.
+  Status s = decode_status(R"({"type":"finish","id":1,"upstream_status":200,"usage":{}})");
+  EXPECT_EQ(s.code(), Errc::protocol);
+  EXPECT_EQ(s.message(), "finish: unknown field \"usage\"");
 }
 
-TEST(TunnelMessages, FinishUsageMustBeAnObject) {
-  Status s = decode_status(R"({"type":"finish","id":1,"upstream_status":200,"usage":[1]})");
-  EXPECT_EQ(s.code(), Errc::protocol);
-  EXPECT_EQ(s.message(), "finish.usage: must be an object, got an array");
+TEST(TunnelMessages, CallWithoutRequestIdIsRejected) {
+  EXPECT_EQ(decode_status(R"({"type":"call","id":1,"model":"m","method":"POST","path":"/",)"
+                          R"("headers":[],"stream":true,"deadline_ms":1})")
+                .message(),
+            "call.request_id: missing");
+}
+
+TEST(TunnelMessages, WelcomeWithoutLedgerKeyIsRejected) {
+  EXPECT_EQ(decode_status(R"({"type":"welcome","owner":"o","heartbeat_ms":15000,"dead_after":3,)"
+                          R"("max_streams":64,"window":262144,"tier_ppm":0})",
+                          Phase::pre_auth)
+                .message(),
+            "welcome.ledger_key: missing");
 }
 
 TEST(TunnelMessages, AuthWithoutEnrollTokenHasEmptyToken) {
@@ -140,7 +150,7 @@ TEST(TunnelMessages, StringAsNumberIsRejected) {
 }
 
 TEST(TunnelMessages, BooleanAsStringIsRejected) {
-  EXPECT_EQ(decode_status(R"({"type":"call","id":1,"model":"m","method":"POST","path":"/",)"
+  EXPECT_EQ(decode_status(R"({"type":"call","id":1,"request_id":"r","model":"m","method":"POST","path":"/",)"
                           R"("headers":[],"stream":"true","deadline_ms":1})")
                 .message(),
             "call.stream: must be true or false, got a string");
@@ -172,14 +182,14 @@ TEST(TunnelMessages, HeaderValueWithCrLfIsRejected) {
 }
 
 TEST(TunnelMessages, PathMustStartWithSlash) {
-  EXPECT_EQ(decode_status(R"({"type":"call","id":1,"model":"m","method":"POST","path":"v1/x",)"
+  EXPECT_EQ(decode_status(R"({"type":"call","id":1,"request_id":"r","model":"m","method":"POST","path":"v1/x",)"
                           R"("headers":[],"stream":true,"deadline_ms":1})")
                 .message(),
             "call.path: must start with '/'");
 }
 
 TEST(TunnelMessages, PathWithSpaceIsRejected) {
-  EXPECT_EQ(decode_status(R"({"type":"call","id":1,"model":"m","method":"POST","path":"/a b",)"
+  EXPECT_EQ(decode_status(R"({"type":"call","id":1,"request_id":"r","model":"m","method":"POST","path":"/a b",)"
                           R"("headers":[],"stream":true,"deadline_ms":1})")
                 .message(),
             "call.path: must be visible ASCII, bad byte 0x20 at 2");
@@ -325,6 +335,31 @@ TEST(TunnelMessages, PhaseTableMatchesTheDesign) {
   }
 }
 
+TEST(TunnelMessages, BillingTypesAreSessionOnlyAndOneWay) {
+  const Type from_hub[] = {Type::prices, Type::claim_rejected, Type::settle, Type::checkpoint};
+  const Type from_agent[] = {Type::claim, Type::ack, Type::sync};
+  for (Type t : from_hub) {
+    EXPECT_TRUE(sent_by_hub(t) && !sent_by_agent(t)) << type_name(t);
+    EXPECT_TRUE(allowed_in(t, Phase::session) && !allowed_in(t, Phase::pre_auth)) << type_name(t);
+  }
+  for (Type t : from_agent) {
+    EXPECT_TRUE(!sent_by_hub(t) && sent_by_agent(t)) << type_name(t);
+    EXPECT_TRUE(allowed_in(t, Phase::session) && !allowed_in(t, Phase::pre_auth)) << type_name(t);
+  }
+}
+
+TEST(TunnelMessages, TypeNamesOfTheBillingMessages) {
+  EXPECT_STREQ(type_name(Type::prices), "prices");
+  EXPECT_STREQ(type_name(Type::claim), "claim");
+  EXPECT_STREQ(type_name(Type::claim_rejected), "claim_rejected");
+  EXPECT_STREQ(type_name(Type::settle), "settle");
+  EXPECT_STREQ(type_name(Type::ack), "ack");
+  EXPECT_STREQ(type_name(Type::sync), "sync");
+  EXPECT_STREQ(type_name(Type::checkpoint), "checkpoint");
+  EXPECT_EQ(type_of(Checkpoint{}), Type::checkpoint);
+  EXPECT_EQ(type_of(Prices{}), Type::prices);
+}
+
 TEST(TunnelMessages, DirectionTableMatchesTheDesign) {
   EXPECT_TRUE(sent_by_hub(Type::challenge) && !sent_by_agent(Type::challenge));
   EXPECT_TRUE(!sent_by_hub(Type::auth) && sent_by_agent(Type::auth));
@@ -345,30 +380,22 @@ TEST(TunnelMessages, ChallengeVersionOtherThanOneIsRejected) {
 
 // ---- nesting ----
 
-std::string nested_usage(int levels) {
-  // usage object at depth 2 of the message, then `levels - 1` more objects.
-  std::string inner = "{}";
-  for (int i = 1; i < levels; ++i) inner = "{\"a\":" + inner + "}";
-  return R"({"type":"finish","id":1,"upstream_status":200,"usage":)" + inner + "}";
-}
-
-TEST(TunnelMessages, UsageAtDepthLimitIsAccepted) {
-  EXPECT_TRUE(decode_status(nested_usage(kMaxUsageDepth)).ok());
-}
-
-TEST(TunnelMessages, UsageOverDepthLimitIsRejected) {
-  EXPECT_EQ(decode_status(nested_usage(kMaxUsageDepth + 1)).message(),
-            "finish.usage: nesting must be at most 8, got 9");
+// A response whose headers array holds `levels` nested arrays: the message
+// object is level 1, so the whole text nests levels + 1 deep.
+std::string nested_headers(size_t levels) {
+  return R"({"type":"response","id":1,"status":200,"headers":)" + std::string(levels, '[') +
+         std::string(levels, ']') + "}";
 }
 
 TEST(TunnelMessages, MessageAtNestingLimitReachesTheParser) {
-  // 16 levels in total pass the pre-scan and fail only the usage rule.
-  const Status s = decode_status(nested_usage(kMaxJsonDepth - 1));
+  // 16 levels in total pass the pre-scan and fail only the headers rule.
+  const Status s = decode_status(nested_headers(kMaxJsonDepth - 1));
   EXPECT_EQ(s.code(), Errc::protocol);
+  EXPECT_EQ(s.message(), "response.headers[0]: must be a [name, value] array, got an array");
 }
 
 TEST(TunnelMessages, MessageOverNestingLimitIsRejectedBeforeParsing) {
-  const Status s = decode_status(nested_usage(kMaxJsonDepth));
+  const Status s = decode_status(nested_headers(kMaxJsonDepth));
   EXPECT_EQ(s.code(), Errc::parse);
   EXPECT_NE(s.message().find("nesting deeper than 16"), std::string::npos) << s.message();
 }
@@ -430,6 +457,309 @@ TEST(TunnelMessages, SignatureOf66BytesIsRejected) {
   const std::string auth =
       R"({"type":"auth","pubkey":"A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=","sig":"VJbrVjLFlVxVY9mMN4Fzn0TUivP+c1ohqDptllKJatD/dCGxvDpXQ/mtDX+DkOOUIvJ0dOBBtYF4EW1XFDy4BwAA","agent_version":"0.1.0","platform":"x"})";
   EXPECT_EQ(decode_status(auth, Phase::pre_auth).message(), "auth.sig: must decode to 64 bytes, got 66");
+}
+
+// ---- numbers beyond 32 bits ----
+
+std::string sync_json(const std::string& seq) {
+  return R"({"type":"sync","seq":)" + seq + R"(,"head":")" + std::string(64, '1') + R"("})";
+}
+
+TEST(TunnelMessages, LargestSafeIntegerIsExact) {
+  Result<Message> m = decode(sync_json("9007199254740991"), Phase::session);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  EXPECT_EQ(std::get<Sync>(*m).seq, kMaxSafeInteger);
+  EXPECT_EQ(encode(*m), sync_json("9007199254740991"));
+}
+
+TEST(TunnelMessages, TwoToTheFiftyThirdIsRejected) {
+  EXPECT_EQ(decode_status(sync_json("9007199254740992")).message(),
+            "sync.seq: must be an integer 0..9007199254740991, got 9007199254740992");
+}
+
+TEST(TunnelMessages, IntegerThatRoundsIntoRangeIsStillRejected) {
+  // 2^53 + 1 reads as the double 2^53: rejected by the range, named exactly.
+  EXPECT_EQ(decode_status(sync_json("9007199254740993")).message(),
+            "sync.seq: must be an integer 0..9007199254740991, got 9007199254740992");
+}
+
+TEST(TunnelMessages, FractionThatReadsAsAnIntegerIsRejected) {
+  // Both parse to integral doubles; neither is an integer.
+  Status s = decode_status(sync_json("9007199254740990.6"));
+  EXPECT_EQ(s.code(), Errc::parse);
+  EXPECT_EQ(s.message(), "message: number 9007199254740990.6 at offset 21 is not an integer but reads as one");
+  s = decode_status(R"({"type":"credit","id":1.0000000000000001,"bytes":1})");
+  EXPECT_EQ(s.code(), Errc::parse);
+  EXPECT_EQ(s.message(), "message: number 1.0000000000000001 at offset 22 is not an integer but reads as one");
+}
+
+TEST(TunnelMessages, IntegralLiteralsInOtherFormsAreAccepted) {
+  Result<Message> m = decode(sync_json("4.2e1"), Phase::session);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  EXPECT_EQ(std::get<Sync>(*m).seq, 42u);
+  m = decode(sync_json("4200e-2"), Phase::session);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  EXPECT_EQ(std::get<Sync>(*m).seq, 42u);
+  m = decode(sync_json("9007199254740991.000"), Phase::session);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  EXPECT_EQ(std::get<Sync>(*m).seq, kMaxSafeInteger);
+  m = decode(sync_json("1E15"), Phase::session);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  EXPECT_EQ(encode(*m), sync_json("1000000000000000"));  // written as plain digits
+}
+
+TEST(TunnelMessages, FractionInAPlainRangeKeepsTheFieldMessage) {
+  EXPECT_EQ(decode_status(sync_json("4201e-2")).message(),
+            "sync.seq: must be an integer 0..9007199254740991, got 42.01");
+}
+
+TEST(TunnelMessages, NegativeAmountIsRejected) {
+  const std::string json =
+      R"({"type":"checkpoint","seq":1,"head":")" + std::string(64, 'a') +
+      R"(","total_cost":-1,"total_credit":0,"time_ms":0,"sig":")" + std::string(86, 'A') + R"(=="})";
+  EXPECT_EQ(decode_status(json).message(),
+            "checkpoint.total_cost: must be an integer 0..9000000000000000, got -1");
+}
+
+TEST(TunnelMessages, NumbersInStringsAreNotScanned) {
+  // The number check runs outside strings only.
+  Result<Message> m = decode(
+      R"({"type":"error","id":1,"code":"x","message":"1.0000000000000001 and 9007199254740990.6"})",
+      Phase::session);
+  EXPECT_TRUE(m.ok()) << m.status().to_string();
+}
+
+TEST(TunnelMessages, LargeIntegersEncodeAsPlainDigits) {
+  Settle st;
+  st.seq = kMaxSafeInteger;
+  st.request_id = "r";
+  st.model = "m";
+  st.input = kMaxTokens;
+  st.cached = kMaxTokens;
+  st.output = kMaxTokens;
+  st.price_version = kMaxSafeInteger;
+  st.cost = kMaxAmount;
+  st.tier_ppm = kMaxTierPpm;
+  st.credit = kMaxAmount;
+  st.time_ms = static_cast<int64_t>(kMaxSafeInteger);
+  ASSERT_TRUE(validate(st).ok()) << validate(st).to_string();
+  const std::string text = encode(st);
+  EXPECT_NE(text.find(R"("seq":9007199254740991,)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"("input":1000000000000,)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"("cost":9000000000000000,)"), std::string::npos) << text;
+  EXPECT_EQ(text.find("e+"), std::string::npos) << text;
+  Result<Message> back = decode(text, Phase::session);
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  EXPECT_TRUE(*back == Message(st));
+}
+
+// ---- billing messages: shapes and rules ----
+
+std::string settle_json(const std::string& cost, const std::string& credit) {
+  return R"({"type":"settle","seq":1,"request_id":"r","model":"m","input":1,"cached":0,"output":1,)"
+         R"("estimated":true,"price_version":1,"cost":)" + cost + R"(,"tier_ppm":500000,"credit":)" +
+         credit + R"(,"time_ms":0,"prev":")" + std::string(64, '0') + R"(","hash":")" +
+         std::string(64, 'f') + R"("})";
+}
+
+TEST(TunnelMessages, SettleCreditEqualToCostIsAccepted) {
+  Result<Message> m = decode(settle_json("10", "10"), Phase::session);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  const Settle& st = std::get<Settle>(*m);
+  EXPECT_TRUE(st.estimated);
+  EXPECT_EQ(st.prev, HashBytes{});
+  HashBytes ff;
+  ff.fill(0xff);
+  EXPECT_EQ(st.hash, ff);
+}
+
+TEST(TunnelMessages, SettleCreditOverCostIsRejected) {
+  EXPECT_EQ(decode_status(settle_json("10", "11")).message(),
+            "settle.credit: must be at most cost 10, got 11");
+}
+
+TEST(TunnelMessages, UppercaseHexIsRejected) {
+  const std::string json = R"({"type":"sync","seq":1,"head":")" + std::string(63, 'a') + R"(A"})";
+  EXPECT_EQ(decode_status(json).message(), "sync.head: must be lowercase hex digits, bad byte 0x41 at 63");
+}
+
+TEST(TunnelMessages, NonHexCharacterIsRejected) {
+  const std::string json = R"({"type":"sync","seq":1,"head":"g)" + std::string(63, 'a') + R"("})";
+  EXPECT_EQ(decode_status(json).message(), "sync.head: must be lowercase hex digits, bad byte 0x67 at 0");
+}
+
+TEST(TunnelMessages, HashAsNumberIsRejected) {
+  EXPECT_EQ(decode_status(R"({"type":"sync","seq":1,"head":7})").message(),
+            "sync.head: must be a hex string, got 7");
+}
+
+TEST(TunnelMessages, HashOfWrongLengthIsRejected) {
+  EXPECT_EQ(decode_status(R"({"type":"sync","seq":1,"head":")" + std::string(63, 'a') + R"("})").message(),
+            "sync.head: must be 64 lowercase hex digits, got 63 characters");
+  EXPECT_EQ(decode_status(R"({"type":"sync","seq":1,"head":")" + std::string(65, 'a') + R"("})").message(),
+            "sync.head: must be 64 lowercase hex digits, got 65 characters");
+}
+
+TEST(TunnelMessages, EmptyChainSyncNeedsAZeroHead) {
+  EXPECT_TRUE(decode_status(R"({"type":"sync","seq":0,"head":")" + std::string(64, '0') + R"("})").ok());
+  EXPECT_EQ(decode_status(R"({"type":"sync","seq":0,"head":")" + std::string(63, '0') + R"(1"})").message(),
+            "sync.head: must be all zeros when seq is 0");
+}
+
+std::string ack_json(const std::string& result) {
+  return R"({"type":"ack","seq":1,"hash":")" + std::string(64, 'a') + R"(","result":")" + result +
+         R"(","message":""})";
+}
+
+TEST(TunnelMessages, AckResultIsOkOrDispute) {
+  EXPECT_TRUE(decode_status(ack_json("ok")).ok());
+  EXPECT_TRUE(decode_status(ack_json("dispute")).ok());
+  EXPECT_EQ(decode_status(ack_json("maybe")).message(),
+            "ack.result: must be \"ok\" or \"dispute\", got \"maybe\"");
+  EXPECT_EQ(decode_status(ack_json("OK")).message(), "ack.result: must be [a-z0-9_], bad byte 0x4f at 0");
+}
+
+TEST(TunnelMessages, ClaimRejectedAcceptsAnyWellFormedCode) {
+  EXPECT_TRUE(decode_status(R"({"type":"claim_rejected","request_id":"r","code":"something_new","message":""})").ok());
+  EXPECT_EQ(decode_status(R"({"type":"claim_rejected","request_id":"r","code":"Expired","message":""})").message(),
+            "claim_rejected.code: must be [a-z0-9_], bad byte 0x45 at 0");
+}
+
+TEST(TunnelMessages, ClaimEstimatedMustBeABoolean) {
+  EXPECT_EQ(decode_status(R"({"type":"claim","request_id":"r","model":"m","input":1,"cached":0,)"
+                          R"("output":1,"estimated":0})")
+                .message(),
+            "claim.estimated: must be true or false, got 0");
+}
+
+TEST(TunnelMessages, RequestIdWithSpaceIsRejected) {
+  EXPECT_EQ(decode_status(R"({"type":"claim","request_id":"a b","model":"m","input":1,"cached":0,)"
+                          R"("output":1,"estimated":false})")
+                .message(),
+            "claim.request_id: must be visible ASCII, bad byte 0x20 at 1");
+}
+
+TEST(TunnelMessages, PriceRowMustHaveFourElements) {
+  EXPECT_EQ(decode_status(R"({"type":"prices","version":1,"models":[["m",1,2]]})").message(),
+            "prices.models[0]: must be a [model, input, cached_input, output] array, got an array");
+  EXPECT_EQ(decode_status(R"({"type":"prices","version":1,"models":[["m",1,2,3,4]]})").message(),
+            "prices.models[0]: must be a [model, input, cached_input, output] array, got an array");
+  EXPECT_EQ(decode_status(R"({"type":"prices","version":1,"models":[{"m":1}]})").message(),
+            "prices.models[0]: must be a [model, input, cached_input, output] array, got an object");
+}
+
+TEST(TunnelMessages, PriceRowElementsAreTyped) {
+  EXPECT_EQ(decode_status(R"({"type":"prices","version":1,"models":[[1,1,2,3]]})").message(),
+            "prices.models[0][0]: must be a string, got 1");
+  EXPECT_EQ(decode_status(R"({"type":"prices","version":1,"models":[["m","1",2,3]]})").message(),
+            "prices.models[0][1]: must be an integer 0..1000000000000, got a string");
+  EXPECT_EQ(decode_status(R"({"type":"prices","version":1,"models":[["m",1,2.5,3]]})").message(),
+            "prices.models[0][2]: must be an integer 0..1000000000000, got 2.5");
+  EXPECT_EQ(decode_status(R"({"type":"prices","version":1,"models":[["m",1,2,-3]]})").message(),
+            "prices.models[0][3]: must be an integer 0..1000000000000, got -3");
+}
+
+TEST(TunnelMessages, DuplicatePriceModelIsRejected) {
+  EXPECT_EQ(decode_status(R"({"type":"prices","version":1,"models":[["*",1,1,1],["m",1,1,1],["*",2,2,2]]})").message(),
+            "prices.models: duplicate model \"*\"");
+}
+
+TEST(TunnelMessages, PricesModelsAsObjectIsRejected) {
+  EXPECT_EQ(decode_status(R"({"type":"prices","version":1,"models":{}})").message(),
+            "prices.models: must be an array, got an object");
+}
+
+TEST(TunnelMessages, EmptyPriceTableIsAccepted) {
+  Result<Message> m = decode(R"({"type":"prices","version":1,"models":[]})", Phase::session);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  EXPECT_TRUE(std::get<Prices>(*m).models.empty());
+}
+
+TEST(TunnelMessages, CheckpointSignatureIsBase64Of64Bytes) {
+  const std::string head = std::string(64, 'a');
+  const std::string sig63 = std::string(84, 'M');  // 84 characters: 63 bytes
+  EXPECT_EQ(decode_status(R"({"type":"checkpoint","seq":1,"head":")" + head +
+                          R"(","total_cost":0,"total_credit":0,"time_ms":0,"sig":")" + sig63 + R"("})")
+                .message(),
+            "checkpoint.sig: must be the base64 of 64 bytes (88 characters), got 84 characters");
+}
+
+TEST(TunnelMessages, CheckpointCreditOverCostIsRejected) {
+  const std::string json = R"({"type":"checkpoint","seq":1,"head":")" + std::string(64, 'a') +
+                           R"(","total_cost":5,"total_credit":6,"time_ms":0,"sig":")" +
+                           std::string(86, 'A') + R"(=="})";
+  EXPECT_EQ(decode_status(json).message(), "checkpoint.total_credit: must be at most total_cost 5, got 6");
+}
+
+// The top-level members of a compact JSON object, as [begin, end) spans of
+// `"name":value` (strings are skipped whole, nesting is tracked).
+struct Member {
+  std::string name;
+  size_t begin;
+  size_t end;
+};
+std::vector<Member> members(const std::string& json) {
+  std::vector<Member> out;
+  int depth = 0;
+  bool in_string = false;
+  size_t begin = 1;
+  for (size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    else if (c == '{' || c == '[') ++depth;
+    else if ((c == ',' && depth == 1) || (c == '}' && depth == 1)) {
+      const size_t q = json.find('"', begin + 1);
+      out.push_back({json.substr(begin + 1, q - begin - 1), begin, i});
+      begin = i + 1;
+      if (c == '}') --depth;
+    } else if (c == '}' || c == ']') --depth;
+  }
+  return out;
+}
+
+TEST(TunnelMessages, EveryFieldOfTheNewMessagesIsRequired) {
+  for (const auto& ex : test::examples()) {
+    const Type t = type_of(ex.message);
+    if (static_cast<size_t>(t) < static_cast<size_t>(Type::prices) && t != Type::call &&
+        t != Type::welcome) {
+      continue;
+    }
+    const std::vector<Member> fields = members(ex.json);
+    ASSERT_GE(fields.size(), 2u) << ex.json;
+    EXPECT_EQ(fields[0].name, "type");
+    for (size_t k = 1; k < fields.size(); ++k) {
+      // Drop the member and the comma before it.
+      const std::string without =
+          ex.json.substr(0, fields[k].begin - 1) + ex.json.substr(fields[k].end);
+      EXPECT_EQ(decode_status(without, ex.phase).message(),
+                std::string(type_name(t)) + "." + fields[k].name + ": missing")
+          << without;
+    }
+  }
+}
+
+TEST(TunnelMessages, EveryFieldOfTheNewMessagesRejectsADuplicate) {
+  for (const auto& ex : test::examples()) {
+    const Type t = type_of(ex.message);
+    if (static_cast<size_t>(t) < static_cast<size_t>(Type::prices)) continue;
+    const std::vector<Member> fields = members(ex.json);
+    for (size_t k = 1; k < fields.size(); ++k) {
+      const std::string twice = ex.json.substr(0, ex.json.size() - 1) + "," +
+                                ex.json.substr(fields[k].begin, fields[k].end - fields[k].begin) +
+                                "}";
+      EXPECT_EQ(decode_status(twice, ex.phase).message(),
+                std::string(type_name(t)) + ": duplicate field \"" + fields[k].name + "\"")
+          << twice;
+    }
+    const std::string extra = ex.json.substr(0, ex.json.size() - 1) + R"(,"extra":1})";
+    EXPECT_EQ(decode_status(extra, ex.phase).message(),
+              std::string(type_name(t)) + ": unknown field \"extra\"");
+  }
 }
 
 // ---- close codes ----

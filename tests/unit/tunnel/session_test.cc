@@ -94,6 +94,7 @@ struct Pair {
 
 Call make_call() {
   Call c;
+  c.request_id = "attempt";
   c.model = "m";
   c.method = "POST";
   c.path = "/v1/chat/completions";
@@ -436,6 +437,278 @@ TEST(SessionViolations, LateDataForAClosedStreamIsIgnored) {
     ASSERT_TRUE(f.peer.conn->send_text(R"({"type":"register","models":["m"],"max_parallel":1})").ok());
     ASSERT_TRUE(loop.run_until([&] { return f.ev.messages.size() == 1; }, kTimeoutMs));
     EXPECT_EQ(f.ev.closed, 0);
+  }
+  EXPECT_TRUE(loop.close().ok());
+}
+
+// ---- lingering channels (abort_linger) ----
+
+Call make_billed_call() {
+  Call c = make_call();
+  c.request_id = "attempt-1";
+  return c;
+}
+
+// Counts what a raw peer received, by type.
+size_t count_type(const std::vector<std::string>& texts, Type t) {
+  size_t n = 0;
+  for (const auto& text : texts) {
+    auto m = decode(text, Phase::session);
+    if (m.ok() && type_of(*m) == t) ++n;
+  }
+  return n;
+}
+
+TEST(SessionLinger, DataThatCrossedTheAbortReachesTheLingeringHandler) {
+  Loop loop;
+  {
+    Pair p(loop);
+    Body at_agent, at_hub;
+    p.agent_events.call_handler = &at_agent;
+    auto ch = p.hub->open_channel(make_billed_call(), &at_hub);
+    ASSERT_TRUE(ch.ok()) << ch.status().to_string();
+    ASSERT_TRUE(loop.run_until([&] { return p.agent_events.calls.size() == 1; }, kTimeoutMs));
+    // The agent answers; the hub aborts before it read any of it.
+    Channel* a = p.agent_events.calls[0];
+    ASSERT_TRUE(a->send(Response{0, 200, {}}).ok());
+    ASSERT_TRUE(a->send_data("forwarded before the abort", false).ok());
+    (*ch)->abort_linger(abort_reason::client_gone);
+    EXPECT_TRUE((*ch)->lingering());
+    ASSERT_TRUE(loop.run_until([&] {
+      return at_hub.data == "forwarded before the abort" && at_agent.closed == 1;
+    }, kTimeoutMs));
+    ASSERT_EQ(at_hub.messages.size(), 1u);
+    EXPECT_EQ(type_of(at_hub.messages[0]), Type::response);
+    EXPECT_EQ(at_agent.closed_why.message(), "aborted by peer: client_gone");
+    EXPECT_EQ(at_hub.closed, 0);
+    EXPECT_EQ(p.hub->channel_count(), 1u);  // still lingering
+    EXPECT_EQ(p.agent->channel_count(), 0u);  // the agent forgot the stream
+    (*ch)->close(abort_reason::client_gone);
+    EXPECT_EQ(p.hub->channel_count(), 0u);
+    EXPECT_EQ(p.hub_events.closed, 0);
+    EXPECT_EQ(p.agent_events.closed, 0);
+  }
+  EXPECT_TRUE(loop.close().ok());
+}
+
+TEST(SessionLinger, FinishThatCrossedTheAbortEndsTheChannel) {
+  Loop loop;
+  {
+    Pair p(loop);
+    Body at_agent, at_hub;
+    p.agent_events.call_handler = &at_agent;
+    auto ch = p.hub->open_channel(make_billed_call(), &at_hub);
+    ASSERT_TRUE(ch.ok());
+    ASSERT_TRUE((*ch)->send_data("", true).ok());
+    ASSERT_TRUE(loop.run_until([&] { return at_agent.fin; }, kTimeoutMs));
+    Channel* a = p.agent_events.calls[0];
+    ASSERT_TRUE(a->send(Response{0, 200, {}}).ok());
+    ASSERT_TRUE(a->send_data("whole answer", true).ok());
+    Finish f;
+    f.upstream_status = 200;
+    ASSERT_TRUE(a->send(f).ok());
+    a->close(abort_reason::shutdown);  // finished: the agent forgets the stream
+    (*ch)->abort_linger(abort_reason::client_gone);
+    ASSERT_TRUE(loop.run_until([&] { return at_hub.messages.size() == 2; }, kTimeoutMs));
+    EXPECT_EQ(at_hub.data, "whole answer");
+    EXPECT_TRUE(at_hub.fin);
+    EXPECT_EQ(type_of(at_hub.messages[1]), Type::finish);
+    EXPECT_EQ(p.hub->channel_count(), 0u);  // the finish ended it
+    loop.run_until([] { return false; }, 50);
+    EXPECT_EQ(at_hub.closed, 0);  // no on_channel_closed after a finish
+    EXPECT_EQ(p.hub_events.closed, 0);
+    EXPECT_EQ(p.agent_events.closed, 0);
+  }
+  EXPECT_TRUE(loop.close().ok());
+}
+
+TEST(SessionLinger, SessionEndFiresOnChannelClosed) {
+  Loop loop;
+  {
+    Pair p(loop);
+    Body at_agent, at_hub;
+    p.agent_events.call_handler = &at_agent;
+    auto ch = p.hub->open_channel(make_billed_call(), &at_hub);
+    ASSERT_TRUE(ch.ok());
+    ASSERT_TRUE(loop.run_until([&] { return p.agent_events.calls.size() == 1; }, kTimeoutMs));
+    (*ch)->abort_linger(abort_reason::client_gone);
+    ASSERT_TRUE(loop.run_until([&] { return at_agent.closed == 1; }, kTimeoutMs));
+    p.agent->close(close_code::normal, "done");
+    ASSERT_TRUE(loop.run_until([&] { return p.hub_events.closed == 1; }, kTimeoutMs));
+    EXPECT_EQ(at_hub.closed, 1);
+    EXPECT_EQ(at_hub.closed_why.code(), Errc::closed);
+    EXPECT_EQ(p.hub->channel_count(), 0u);
+  }
+  EXPECT_TRUE(loop.close().ok());
+}
+
+TEST(SessionLinger, SendingOnALingeringChannelFails) {
+  Loop loop;
+  {
+    Pair p(loop);
+    Body at_hub;
+    auto ch = p.hub->open_channel(make_billed_call(), &at_hub);
+    ASSERT_TRUE(ch.ok());
+    (*ch)->abort_linger(abort_reason::client_gone);
+    EXPECT_EQ((*ch)->send_capacity(), 0u);
+    EXPECT_EQ((*ch)->send_data("x", false).code(), Errc::closed);
+    EXPECT_EQ((*ch)->send_data("", true).code(), Errc::closed);
+    EXPECT_EQ((*ch)->send(Error{0, "internal", ""}).code(), Errc::closed);
+    (*ch)->close(abort_reason::client_gone);
+  }
+  EXPECT_TRUE(loop.close().ok());
+}
+
+TEST(SessionLinger, StreamSlotIsFreedOnlyByClose) {
+  Loop loop;
+  {
+    SessionOptions opts;
+    opts.max_streams = 1;
+    Pair p(loop, opts);
+    Body b;
+    auto first = p.hub->open_channel(make_billed_call(), &b);
+    ASSERT_TRUE(first.ok());
+    (*first)->abort_linger(abort_reason::client_gone);
+    EXPECT_EQ(p.hub->open_channel(make_billed_call(), &b).status().code(), Errc::limit);
+    EXPECT_EQ(p.hub->channel_count(), 1u);
+    (*first)->close(abort_reason::client_gone);
+    EXPECT_EQ(p.hub->channel_count(), 0u);
+    EXPECT_TRUE(p.hub->open_channel(make_billed_call(), &b).ok());
+  }
+  EXPECT_TRUE(loop.close().ok());
+}
+
+TEST(SessionLinger, CloseAfterLingerSendsNoSecondAbort) {
+  Loop loop;
+  {
+    RawFixture f(loop);
+    f.hub->authenticated(SessionOptions{});
+    Body b;
+    auto ch = f.hub->open_channel(make_billed_call(), &b);
+    ASSERT_TRUE(ch.ok());
+    (*ch)->abort_linger(abort_reason::client_gone);
+    (*ch)->abort_linger(abort_reason::client_gone);  // a second call does nothing
+    (*ch)->close(abort_reason::client_gone);
+    // A marker after the channel's messages: once it arrived, all did.
+    ASSERT_TRUE(f.hub->send(Goaway{"restart", 0}).ok());
+    ASSERT_TRUE(loop.run_until([&] { return count_type(f.peer.texts, Type::goaway) == 1; }, kTimeoutMs));
+    EXPECT_EQ(count_type(f.peer.texts, Type::call), 1u);
+    EXPECT_EQ(count_type(f.peer.texts, Type::abort), 1u);
+    EXPECT_EQ(f.peer.texts.size(), 3u);
+  }
+  EXPECT_TRUE(loop.close().ok());
+}
+
+TEST(SessionLinger, NoCreditIsReturnedAndTheWindowStillHolds) {
+  Loop loop;
+  {
+    RawFixture f(loop);
+    SessionOptions opts;
+    opts.window = 64 * 1024;
+    f.hub->authenticated(opts);
+    Body b;  // consumes at once: consumed() must be ignored while lingering
+    auto ch = f.hub->open_channel(make_billed_call(), &b);
+    ASSERT_TRUE(ch.ok());
+    const uint32_t id = (*ch)->id();
+    (*ch)->abort_linger(abort_reason::client_gone);
+    // The raw agent had a full window on the wire when the abort crossed it.
+    ASSERT_TRUE(f.peer.conn->send_text(encode(Response{id, 200, {}})).ok());
+    ASSERT_TRUE(f.peer.conn->send_binary(*encode_frame(id, false, std::string(32 * 1024, 'a'))).ok());
+    ASSERT_TRUE(f.peer.conn->send_binary(*encode_frame(id, false, std::string(32 * 1024, 'b'))).ok());
+    ASSERT_TRUE(loop.run_until([&] { return b.data.size() == 64 * 1024; }, kTimeoutMs));
+    ASSERT_TRUE(f.hub->send(Goaway{"restart", 0}).ok());
+    ASSERT_TRUE(loop.run_until([&] { return count_type(f.peer.texts, Type::goaway) == 1; }, kTimeoutMs));
+    EXPECT_EQ(count_type(f.peer.texts, Type::credit), 0u);
+    EXPECT_EQ(f.ev.closed, 0);
+    // One byte beyond the window is still a flow-control violation.
+    ASSERT_TRUE(f.peer.conn->send_binary(*encode_frame(id, false, "c")).ok());
+    EXPECT_EQ(f.closed_with(), close_code::bad_message);
+    EXPECT_NE(f.ev.why.find("flow control"), std::string::npos) << f.ev.why;
+    EXPECT_EQ(b.closed, 1);  // the session end reached the lingering channel
+  }
+  EXPECT_TRUE(loop.close().ok());
+}
+
+TEST(SessionLinger, ErrorThatCrossedTheAbortEndsTheChannel) {
+  Loop loop;
+  {
+    RawFixture f(loop);
+    f.hub->authenticated(SessionOptions{});
+    Body b;
+    auto ch = f.hub->open_channel(make_billed_call(), &b);
+    ASSERT_TRUE(ch.ok());
+    const uint32_t id = (*ch)->id();
+    (*ch)->abort_linger(abort_reason::client_gone);
+    ASSERT_TRUE(f.peer.conn->send_text(encode(Error{id, "upstream_error", "vendor broke"})).ok());
+    ASSERT_TRUE(loop.run_until([&] { return b.messages.size() == 1; }, kTimeoutMs));
+    EXPECT_EQ(std::get<Error>(b.messages[0]).code, "upstream_error");
+    EXPECT_EQ(f.hub->channel_count(), 0u);
+    EXPECT_EQ(b.closed, 0);
+    EXPECT_EQ(f.ev.closed, 0);
+  }
+  EXPECT_TRUE(loop.close().ok());
+}
+
+TEST(SessionLinger, AbortFromThePeerEndsTheLinger) {
+  Loop loop;
+  {
+    RawFixture f(loop);
+    f.hub->authenticated(SessionOptions{});
+    Body b;
+    auto ch = f.hub->open_channel(make_billed_call(), &b);
+    ASSERT_TRUE(ch.ok());
+    const uint32_t id = (*ch)->id();
+    (*ch)->abort_linger(abort_reason::client_gone);
+    ASSERT_TRUE(f.peer.conn->send_text(encode(Abort{id, "shutdown"})).ok());
+    ASSERT_TRUE(loop.run_until([&] { return b.closed == 1; }, kTimeoutMs));
+    EXPECT_EQ(b.closed_why.message(), "aborted by peer: shutdown");
+    EXPECT_EQ(f.hub->channel_count(), 0u);
+    EXPECT_EQ(f.ev.closed, 0);
+  }
+  EXPECT_TRUE(loop.close().ok());
+}
+
+// ---- billing messages through a session ----
+
+TEST(Session, BillingMessagesReachTheSessionHandler) {
+  Loop loop;
+  {
+    Pair p(loop);
+    Settle st;
+    st.seq = 1;
+    st.request_id = "attempt-1";
+    st.model = "m";
+    st.price_version = 1;
+    ASSERT_TRUE(p.hub->send(st).ok());
+    Claim c;
+    c.request_id = "attempt-1";
+    c.model = "m";
+    c.output = 7;
+    ASSERT_TRUE(p.agent->send(c).ok());
+    ASSERT_TRUE(p.agent->send(Sync{}).ok());
+    ASSERT_TRUE(loop.run_until([&] {
+      return p.agent_events.messages.size() == 1 && p.hub_events.messages.size() == 2;
+    }, kTimeoutMs));
+    EXPECT_TRUE(p.agent_events.messages[0] == Message(st));
+    EXPECT_TRUE(p.hub_events.messages[0] == Message(c));
+    EXPECT_EQ(type_of(p.hub_events.messages[1]), Type::sync);
+  }
+  EXPECT_TRUE(loop.close().ok());
+}
+
+TEST(SessionViolations, SettleFromTheAgent) {
+  Loop loop;
+  {
+    RawFixture f(loop);
+    f.hub->authenticated(SessionOptions{});
+    const std::string settle =
+        R"({"type":"settle","seq":1,"request_id":"r","model":"m","input":0,"cached":0,"output":0,)"
+        R"("estimated":false,"price_version":1,"cost":0,"tier_ppm":0,"credit":0,"time_ms":0,)"
+        R"("prev":"0000000000000000000000000000000000000000000000000000000000000000",)"
+        R"("hash":"0000000000000000000000000000000000000000000000000000000000000000"})";
+    ASSERT_TRUE(f.peer.conn->send_text(settle).ok());
+    EXPECT_EQ(f.closed_with(), close_code::bad_message);
+    EXPECT_EQ(f.ev.why, "'settle' may not be sent by the agent");
   }
   EXPECT_TRUE(loop.close().ok());
 }

@@ -59,6 +59,16 @@ TEST(TunnelVectors, PublicKeyOfTheTestSeed) {
   EXPECT_EQ(hex_of(kp.public_key()), kPublicKeyHex);
 }
 
+TEST(TunnelVectors, LedgerKeyOfTheWelcomeExample) {
+  std::string seed;
+  for (int i = 0x20; i < 0x40; ++i) seed.push_back(static_cast<char>(i));
+  const crypto::KeyPair kp = crypto::KeyPair::from_seed(seed).value();
+  EXPECT_EQ(hex_of(kp.public_key()), test::kLedgerKeyHex);
+  EXPECT_EQ(kp.public_base64(), "Kay64UG8yvCyLhqU000LxzYeUm0L/hLIl5S8kyKWbdc=");
+  Welcome w = std::get<Welcome>(test::examples()[3].message);
+  EXPECT_TRUE(w.ledger_key == kp.public_key());
+}
+
 TEST(TunnelVectors, SignedBytesFollowTheLayout) {
   // "tokengo/tunnel-auth/v1" spelled out byte by byte, then 0x00, nonce, spki, key.
   const std::string label = "74" "6f" "6b" "65" "6e" "67" "6f" "2f" "74" "75" "6e" "6e" "65" "6c" "2d"
@@ -174,6 +184,31 @@ TEST(TunnelVectors, DocumentHoldsTheAuthVector) {
                              signed_hex.substr(46, 64) + "\n" + signed_hex.substr(110, 64) + "\n" +
                              signed_hex.substr(174, 64);
   EXPECT_NE(doc.find(layout), std::string::npos);
+}
+
+TEST(TunnelVectors, DocumentHoldsTheLedgerKey) {
+  EXPECT_NE(protocol_md().find(std::string("hex\n`") + test::kLedgerKeyHex + "`"), std::string::npos);
+}
+
+TEST(TunnelVectors, DocumentedSettleAddsUp) {
+  // The prose of section 10: 100 x 150000 + 50 x 600000 per million is 45,
+  // 45 x 800000 per million is 36, with the price row of the prices example.
+  const auto ex = test::examples();
+  const Prices* prices = nullptr;
+  const Settle* settle = nullptr;
+  for (const auto& e : ex) {
+    if (const auto* p = std::get_if<Prices>(&e.message)) prices = p;
+    if (const auto* st = std::get_if<Settle>(&e.message)) settle = st;
+  }
+  ASSERT_TRUE(prices && settle);
+  const PriceEntry& row = prices->models[0];
+  ASSERT_EQ(row.model, settle->model);
+  EXPECT_EQ(settle->price_version, prices->version);
+  const int64_t cost = (static_cast<int64_t>(settle->input) * row.input +
+                        static_cast<int64_t>(settle->cached) * row.cached_input +
+                        static_cast<int64_t>(settle->output) * row.output) / 1000000;
+  EXPECT_EQ(settle->cost, cost);
+  EXPECT_EQ(settle->credit, settle->cost * settle->tier_ppm / 1000000);
 }
 
 TEST(TunnelVectors, DocumentHoldsTheFrameVectors) {
