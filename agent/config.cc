@@ -3,7 +3,10 @@
 #include <functional>
 #include <set>
 
+#include "agent/keystore.h"
 #include "agent/vendors.h"
+#include "shared/core/log.h"
+#include "shared/crypto/seal.h"
 #include "shared/tls/pin.h"
 
 namespace tg::agent {
@@ -123,6 +126,14 @@ config::Schema make_schema() {
       Key{"ca_file", Type::string, "/etc/ssl/certs/ca-certificates.crt", 0, 0, nullptr,
           "CA bundle used to verify vendors"},
       Key{"log_level", Type::choice, "info", 0, 0, "debug|info|warn|error", nullptr},
+      Key{"ledger", Type::string, "tokengo-agent.db", 0, 0, nullptr,
+          "SQLite file of the agent's ledger (outbox, mirrored chain); written per request"},
+      Key{"seal_with", Type::choice, "keyfile", 0, 0, "keyfile|passphrase",
+          "what 'tokengo-agent keys' seals new api_key values with"},
+      Key{"seal_key_file", Type::string, "seal.key", 0, 0, nullptr,
+          "device seal key (32 random bytes, mode 0600), made by 'tokengo-agent keys set'"},
+      Key{"seal_passphrase_file", Type::string, "", 0, 0, nullptr,
+          "file holding the seal passphrase (mode 0600); empty: TOKENGO_PASSPHRASE"},
   }});
   s.sections.push_back({"tunnel", false, false, {
       Key{"connect_timeout", Type::duration, "10s", 100, kHour, nullptr, nullptr},
@@ -174,9 +185,11 @@ LoadResult finish(config::ParseResult parsed) {
   a.hub_pin = std::string(g.str("hub_pin"));
   if (Status s = tls::check_pin(a.hub_pin); !s.ok()) err(g, "hub_pin", "hub_pin: " + s.message());
   a.identity_key = c.resolve_path(g.str("identity_key"));
+  a.ledger = c.resolve_path(g.str("ledger"));
   a.enroll_token = Secret(g.secret("enroll_token").reveal());
   a.ca_file = std::string(g.str("ca_file"));
   a.log_level = std::string(g.str("log_level"));
+  a.seal = seal_settings(c);
 
   const config::Section& t = *c.section("tunnel");
   a.tunnel.connect_timeout_ms = t.duration_ms("connect_timeout");
@@ -191,13 +204,30 @@ LoadResult finish(config::ParseResult parsed) {
   }
 
   std::set<std::string> seen;
+  Keyring keyring(a.seal);  // loads the key file or passphrase only if a value is sealed
   for (const config::Section* p : c.sections("provider")) {
     ProviderConfig pc;
     pc.name = p->name();
     pc.type = std::string(p->str("type"));
-    pc.api_key = Secret(p->secret("api_key").reveal());
+    const std::string_view raw = p->secret("api_key").reveal();
+    if (crypto::is_sealed(raw)) {
+      auto opened = keyring.open(raw, seal_context(pc.name, pc.type));
+      if (opened.ok()) {
+        pc.api_key = std::move(*opened);
+      } else {
+        err(*p, "api_key", p->label() + ": api_key: " + opened.status().message() +
+                               "; to store the key again: tokengo-agent keys set " + pc.name);
+      }
+    } else {
+      pc.api_key = Secret(raw);
+      if (!raw.empty()) {
+        out.warnings.push_back(c.diagnostic(
+            *p, "api_key", "api_key of " + p->label() + " is stored in plain text; run "
+                               "'tokengo-agent keys set " + pc.name + "' or 'keys seal-all'"));
+      }
+    }
     pc.max_parallel = static_cast<int>(p->integer("max_parallel"));
-    if (pc.type != "local" && pc.api_key.empty()) {
+    if (pc.type != "local" && pc.api_key.empty() && !crypto::is_sealed(raw)) {
       err(*p, "api_key", p->label() + ": api_key is required for type " + pc.type);
     }
     check_vendor_keys(*p, pc, [&](std::string_view key, std::string msg) {
@@ -250,7 +280,21 @@ const config::Schema& schema() {
   return s;
 }
 
-LoadResult load(const std::string& path) { return finish(config::load(path, schema())); }
+SealSettings seal_settings(const config::Config& c) {
+  const config::Section& g = c.global();
+  SealSettings s;
+  s.with = std::string(g.str("seal_with"));
+  s.key_file = c.resolve_path(g.str("seal_key_file"));
+  s.passphrase_file = c.resolve_path(g.str("seal_passphrase_file"));
+  return s;
+}
+
+LoadResult load(const std::string& path) {
+  LoadResult r = finish(config::load(path, schema()));
+  if (r.config && r.config->log_level == "error") return r;
+  for (const auto& w : r.warnings) TG_WARN("agent", "%s", w.to_string().c_str());
+  return r;
+}
 
 LoadResult parse(std::string_view text, const std::string& file_name) {
   return finish(config::parse(text, file_name, schema()));

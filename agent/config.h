@@ -45,6 +45,14 @@ struct TunnelConfig {
   uint64_t drain_timeout_ms;        // SIGTERM: time for in-flight requests
 };
 
+// Where the seal key of `sealed:v1:...` api_key values comes from (see
+// agent/keystore.h and the comments of configs/agent.conf).
+struct SealSettings {
+  std::string with = "keyfile";  // seal_with: what new seals use, keyfile | passphrase
+  std::string key_file;          // seal_key_file, resolved: the device key file
+  std::string passphrase_file;   // seal_passphrase_file, resolved; "": TOKENGO_PASSPHRASE
+};
+
 struct AgentConfig {
   std::string file;
   net::Url hub;                // wss://host:port/path
@@ -53,8 +61,10 @@ struct AgentConfig {
   Secret enroll_token;         // empty: the key must be approved by the operator
   std::string ca_file;         // for vendors (used from the passthrough on)
   std::string log_level;
+  std::string ledger;          // the ledger's SQLite file, resolved
   TunnelConfig tunnel;
-  std::vector<ProviderConfig> providers;
+  SealSettings seal;
+  std::vector<ProviderConfig> providers;  // api_key values already unsealed
 
   // Every exposed model name, in provider order, without duplicates.
   std::vector<std::string> models() const;
@@ -64,10 +74,20 @@ struct AgentConfig {
 
 const config::Schema& schema();
 
+// The seal settings of a config parsed against schema().
+SealSettings seal_settings(const config::Config& c);
+
 struct LoadResult {
   std::optional<AgentConfig> config;
   std::vector<config::Diagnostic> errors;
+  // One per provider whose api_key is written in plain text (never the key).
+  std::vector<config::Diagnostic> warnings;
 };
+// Sealed api_key values are opened with the configured seal key (the key
+// file or the passphrase is read only when a sealed value needs it); an
+// error names the provider and line, never key bytes. load() also logs each
+// warning once (WARN, component "agent") unless log_level is error; parse()
+// logs nothing.
 LoadResult load(const std::string& path);
 LoadResult parse(std::string_view text, const std::string& file_name);
 

@@ -3,6 +3,8 @@
 #include <string>
 
 #include "agent/config.h"
+#include "agent/keystore.h"
+#include "agent/ledger_commands.h"
 #include "agent/run.h"
 #include "shared/cli/check_config.h"
 #include "shared/cli/keys.h"
@@ -18,6 +20,8 @@ int dispatch(const tg::cli::Parsed& args) {
   if (args.command == "keygen") return tg::cli::run_keygen(args, kDefaultKey);
   if (args.command == "pubkey") return tg::cli::run_pubkey(args, kDefaultKey);
   if (args.command == "check-config") return tg::cli::report_config(config, tg::agent::load(config).errors);
+  if (args.command == "keys") return tg::agent::run_keys(args, config);
+  if (args.command == "ledger") return tg::agent::run_ledger(args);
   return 2;
 }
 
@@ -34,6 +38,8 @@ int main(int argc, char** argv) {
                                   "agent.key) and print its public key"),
           tg::cli::pubkey_command(),
           tg::cli::check_config_command(tg::agent::kDefaultConfigPath),
+          tg::agent::keys_command(),
+          tg::agent::ledger_command(),
       },
       dispatch,
   };
