@@ -59,7 +59,9 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
       : owner_(owner),
         ch_(&ch),
         id_(call.id),
+        request_id_(call.request_id),
         model_(call.model),
+        meter_(billing::api_for_path(call.path), call.stream),
         provider_(provider),
         req_(std::move(req)),
         deadline_ms_(call.deadline_ms),
@@ -105,6 +107,7 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
 
   void on_channel_data(tunnel::Channel&, std::string_view data, bool fin) noexcept override {
     if (state_ == State::done) return;
+    meter_.request_body(data.size());
     if (state_ == State::requesting || state_ == State::responding) {
       send_request_bytes(data, fin);
       return;
@@ -134,6 +137,7 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
     wipe_auth(req_.head);  // no retry from here on
     drop_replay();
     status_ = head.status;
+    meter_.response_status(head.status);
     tunnel::Response r;
     r.status = static_cast<uint32_t>(head.status);
     r.headers = response_headers(head.headers);
@@ -157,6 +161,7 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
         fail(tunnel::stream_error::internal, "response body not sent: " + s.message());
         return;
       }
+      meter_.response_body(piece.substr(0, n));  // what the hub will read, byte for byte
     }
     if (n < piece.size()) resp_pending_.assign(piece.substr(n));
     note_held(resp_pending_.size());
@@ -403,6 +408,7 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
         fail(tunnel::stream_error::internal, "response body not sent: " + s.message());
         return;
       }
+      meter_.response_body(std::string_view(resp_pending_).substr(0, n));
       resp_pending_.erase(0, n);
       if (!resp_pending_.empty()) {
         (void)ch_->send_capacity();  // arms on_channel_writable
@@ -421,7 +427,6 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
     if (s.ok()) {
       tunnel::Finish f;
       f.upstream_status = static_cast<uint32_t>(status_);
-      f.usage = "{}";
       s = ch_->send(std::move(f));
     }
     if (!s.ok()) {
@@ -471,6 +476,17 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
     const auto ms = static_cast<unsigned long long>(uv_now(owner_.loop_) - started_ms_);
     const auto bytes = static_cast<unsigned long long>(body_bytes_);
     PassthroughStats& st = owner_.stats_;
+    // Every call that was taken ends in the ledger's outbox, and its claim
+    // follows its last byte on the tunnel (finish, error or our stop after
+    // an abort): the hub has read the same bytes when the claim arrives.
+    if (owner_.reporter_) {
+      FinishedCall f;
+      f.request_id = request_id_;
+      f.model = model_;
+      f.usage = meter_.result();
+      f.status = status_;
+      owner_.reporter_->call_finished(f);
+    }
     switch (outcome) {
       case Outcome::finished:
         ++st.finished;
@@ -510,7 +526,9 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
   Passthrough& owner_;
   tunnel::Channel* ch_;  // nullptr once the channel is closed or gone
   uint32_t id_;
+  std::string request_id_;
   std::string model_;
+  billing::UsageMeter meter_;  // over the bytes exactly as they went into the tunnel
   size_t provider_;
   VendorRequest req_;
   uint64_t deadline_ms_;

@@ -17,6 +17,7 @@
 
 #include "agent/config.h"
 #include "agent/tunnel_client.h"
+#include "shared/billing/usage.h"
 #include "shared/core/loop.h"
 #include "shared/core/status.h"
 #include "shared/http/client.h"
@@ -24,6 +25,25 @@
 #include "shared/tunnel/session.h"
 
 namespace tg::agent {
+
+// A call that reached a vendor ended (finished, failed or aborted), with the
+// usage the agent read from the bytes it forwarded (shared/billing meter).
+struct FinishedCall {
+  std::string request_id;
+  std::string model;
+  billing::Usage usage;
+  int status = 0;  // upstream status, 0 when no response head came
+};
+
+// Told of every such call after its last byte went into the tunnel (the
+// agent's settlement: outbox, then claim).
+class CallReporter {
+ public:
+  virtual void call_finished(const FinishedCall& f) noexcept = 0;
+
+ protected:
+  virtual ~CallReporter() = default;
+};
 
 struct PassthroughOptions {
   uint64_t connect_timeout_ms = 10000;    // resolve + TCP + TLS, capped by the call's deadline
@@ -81,6 +101,8 @@ class Passthrough final : public CallHandler {
   // Kept-alive vendor connections waiting for a call and still open.
   size_t idle_connections() const noexcept;
   const PassthroughStats& stats() const noexcept { return stats_; }
+  // Receives every ended call (may be null: nothing is reported).
+  void set_reporter(CallReporter* r) noexcept { reporter_ = r; }
 
  private:
   class Call;
@@ -112,6 +134,7 @@ class Passthrough final : public CallHandler {
   Timer reaper_;
   Timer sweeper_;                               // closes idle connections past idle_ms
   PassthroughStats stats_;
+  CallReporter* reporter_ = nullptr;
 };
 
 }  // namespace tg::agent

@@ -5,7 +5,9 @@
 #include <cstdio>
 
 #include "agent/config.h"
+#include "agent/ledger_mirror.h"
 #include "agent/passthrough.h"
+#include "agent/settlement.h"
 #include "agent/tunnel_client.h"
 #include "platform/service_notify.h"
 #include "shared/core/log.h"
@@ -52,6 +54,13 @@ int run(const std::string& config_path) {
   // A peer that resets a connection must cost us an EPIPE, not the process.
   ::signal(SIGPIPE, SIG_IGN);
 
+  auto mirror = LedgerMirror::open(config.ledger, key->public_key());
+  if (!mirror.ok()) {
+    std::fprintf(stderr, "%s: ledger %s: %s\n", kProgram, config.ledger.c_str(),
+                 mirror.status().message().c_str());
+    return 1;
+  }
+
   int exit_code = 0;
   Loop loop;
   {
@@ -64,8 +73,17 @@ int run(const std::string& config_path) {
     // retrying), STOPPING=1 on SIGTERM, WATCHDOG=1 from the loop. Outlives
     // the client, whose state callback uses it.
     platform::ServiceNotifier notifier(loop, platform::notify_settings_from_environment());
+    // Outbox, claims and the mirrored chain; sends through the client below.
+    TunnelClient* sender = nullptr;
+    Settlement settlement(loop, mirror->get(), [&sender](const tunnel::Message& m) -> Status {
+      if (!sender) return error(Errc::closed, "no tunnel");
+      return sender->send(m);
+    });
+    (*calls)->set_reporter(&settlement);
     // Declared after the passthrough, so destroyed first: its channels point there.
     TunnelClient client(loop, config, key.value(), calls->get());
+    sender = &client;
+    client.set_ledger(&settlement);
     Signal sigterm(loop), sigint(loop);
     int signals = 0;
     bool finished = false;

@@ -325,6 +325,18 @@ void TunnelClient::on_message(tunnel::Session&, const tunnel::Message& m) noexce
     case tunnel::Type::goaway:
       on_goaway(std::get<tunnel::Goaway>(m));
       return;
+    case tunnel::Type::prices:
+    case tunnel::Type::settle:
+    case tunnel::Type::checkpoint:
+    case tunnel::Type::claim_rejected:
+      // Billing follows registration: the hub sends none of these before.
+      if (state_ != State::ready && state_ != State::draining) {
+        close_session(bad_message, std::string(tunnel::type_name(tunnel::type_of(m))) +
+                                       " before registered");
+        return;
+      }
+      if (ledger_) ledger_->on_ledger_message(m);
+      return;
     default:
       close_session(bad_message, std::string("unexpected ") + tunnel::type_name(tunnel::type_of(m)));
       return;
@@ -363,6 +375,7 @@ void TunnelClient::on_welcome(const tunnel::Welcome& w) {
   opts.window = w.window;
   session_->authenticated(opts);
   stats_.owner = w.owner;
+  if (ledger_) ledger_->on_welcome(w);
 
   tunnel::Register r;
   r.models = config_.models();
@@ -387,6 +400,14 @@ void TunnelClient::on_registered(const tunnel::Registered& r) {
   TG_INFO(kLog, "tunnel ready: hub %s, owner %s, %u models", hub_name().c_str(),
           stats_.owner.c_str(), r.models);
   transition(State::ready);
+  if (ledger_ && state_ == State::ready) ledger_->on_ready();
+}
+
+Status TunnelClient::send(const tunnel::Message& m) {
+  if (!session_ || (state_ != State::ready && state_ != State::draining)) {
+    return error(Errc::closed, "no registered tunnel");
+  }
+  return session_->send(m);
 }
 
 void TunnelClient::on_refused(const tunnel::Refused& r) {

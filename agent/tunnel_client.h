@@ -54,6 +54,19 @@ class RefusingCallHandler final : public CallHandler {
   std::vector<std::string> models_;
 };
 
+// The agent's ledger side of the tunnel (settlement.h): told of the hub's
+// welcome and of each (re)registered tunnel, and given the billing messages
+// (prices, settle, checkpoint, claim_rejected).
+class LedgerLink {
+ public:
+  virtual void on_welcome(const tunnel::Welcome& w) noexcept = 0;
+  virtual void on_ready() noexcept = 0;
+  virtual void on_ledger_message(const tunnel::Message& m) noexcept = 0;
+
+ protected:
+  virtual ~LedgerLink() = default;
+};
+
 // Counters and last events, for logs and tests.
 struct TunnelStats {
   uint64_t attempts = 0;          // connect attempts started
@@ -95,6 +108,11 @@ class TunnelClient final : private tunnel::SessionHandler {
   TunnelClient& operator=(const TunnelClient&) = delete;
 
   void set_on_state(StateFn fn) { on_state_ = std::move(fn); }
+  // Receives the ledger messages (may be null: they are ignored).
+  void set_ledger(LedgerLink* l) noexcept { ledger_ = l; }
+  // Sends a control message on the registered tunnel (ready or draining);
+  // Errc::closed otherwise.
+  Status send(const tunnel::Message& m);
   // Replaces the back-off's random source (tests).
   void set_backoff_random(Backoff::Random random);
   // Numeric source address for the TCP connection ("" = any): lets a
@@ -183,6 +201,7 @@ class TunnelClient final : private tunnel::SessionHandler {
   Timer drain_poll_timer_;     // checks for the last channel while draining
   Timer done_timer_;           // defers shutdown's `done` out of the call
   StateFn on_state_;
+  LedgerLink* ledger_ = nullptr;
   TunnelStats stats_;
 };
 

@@ -65,12 +65,6 @@ const char* agent_event_name(AgentEventKind k) noexcept {
   return "approved";
 }
 
-int64_t unix_now_ms() noexcept {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
 Status validate_owner(std::string_view owner) {
   if (owner.empty()) return error(Errc::invalid_argument, "owner name is empty");
   if (owner.size() > kMaxOwnerBytes) {

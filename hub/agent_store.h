@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "shared/core/loop.h"
 #include "shared/core/status.h"
 #include "shared/sqlite/db.h"
 
@@ -73,8 +74,7 @@ enum class ApproveOutcome {
   unchanged,   // already approved with this owner and tier
 };
 
-// Wall clock in unix milliseconds (the default `now` of the methods below).
-int64_t unix_now_ms() noexcept;
+// unix_now_ms() (shared/core/loop.h) is the default `now` of the methods below.
 
 // Input checks shared with the CLI; errors are Errc::invalid_argument and
 // name the bad value.

@@ -60,6 +60,7 @@ const char* error_type(Dialect d, int status) noexcept {
     switch (status) {
       case 400: return "invalid_request_error";
       case 401: return "authentication_error";
+      case 402: return "billing_error";
       case 403: return "permission_error";
       case 404: return "not_found_error";
       case 413: return "request_too_large";
@@ -70,6 +71,7 @@ const char* error_type(Dialect d, int status) noexcept {
     }
   }
   if (status == 429) return "rate_limit_exceeded";
+  if (status == 402) return "insufficient_quota";
   return status < 500 ? "invalid_request_error" : "server_error";
 }
 

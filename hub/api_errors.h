@@ -29,11 +29,13 @@ constexpr std::string_view shutting_down = "shutting_down";
 constexpr std::string_view timeout = "timeout";
 constexpr std::string_view agent_failed = "agent_failed";
 constexpr std::string_view internal = "internal_error";
+constexpr std::string_view insufficient_balance = "insufficient_quota";
 }  // namespace api_code
 
 // The `type` each API uses for an HTTP status (OpenAI: invalid_request_error
-// for 4xx, rate_limit_exceeded for 429, server_error for 5xx; Anthropic:
-// invalid_request_error, authentication_error, permission_error,
+// for 4xx, insufficient_quota for 402, rate_limit_exceeded for 429,
+// server_error for 5xx; Anthropic: invalid_request_error,
+// authentication_error, billing_error (402), permission_error,
 // not_found_error, request_too_large, rate_limit_error, overloaded_error
 // (503), timeout_error (504), api_error).
 const char* error_type(Dialect d, int status) noexcept;

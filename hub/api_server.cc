@@ -7,7 +7,9 @@
 #include <utility>
 
 #include "hub/agent_store.h"
+#include "hub/billing.h"
 #include "hub/request_probe.h"
+#include "shared/billing/include_usage.h"
 #include "hub/tunnel_server.h"
 #include "shared/core/log.h"
 #include "shared/crypto/hash.h"
@@ -169,6 +171,17 @@ void reply_api_error(http::Exchange& ex, Dialect dialect, int status, std::strin
   (void)ex.finish();
 }
 
+namespace {
+
+// Stream errors an agent answers at once, without calling a vendor.
+bool refused_before_vendor(std::string_view code) {
+  namespace se = tunnel::stream_error;
+  return code == se::busy || code == se::unknown_model || code == se::bad_request ||
+         code == se::shutting_down;
+}
+
+}  // namespace
+
 // ---- Request: one routed POST, from its head to the end of the answer ----
 
 // Owned by the ApiServer (requests_), destroyed from its reap timer after
@@ -191,6 +204,7 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
         path_(std::move(path)),
         dialect_(d),
         who_(std::move(who)),
+        api_(billing::api_for_path(path_)),
         deadline_(server->loop_),
         keepalive_(server->loop_) {}
 
@@ -254,15 +268,22 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
         on_response(std::get<tunnel::Response>(m));
         return;
       case tunnel::Type::finish:
-        forget_channel();  // the channel is gone once this returns
+        forget_channel(true);  // the channel is gone once this returns
         if (state_ != State::streaming) {
           fail(502, "the agent finished without an answer", api_code::agent_failed);
           return;
         }
+        flush_filter();
         finish_exchange();
         return;
       case tunnel::Type::error: {
-        forget_channel();
+        const auto& refusal = std::get<tunnel::Error>(m).code;
+        if (state_ == State::routed && ticket_ && refused_before_vendor(refusal)) {
+          // The agent never called a vendor for it: nothing will be claimed.
+          server_->billing_->cancel(ticket_);
+          ticket_ = nullptr;
+        }
+        forget_channel(true);
         const auto& e = std::get<tunnel::Error>(m);
         const int status = status_for_stream_error(e.code);
         std::string text = "agent: " + e.code + (e.message.empty() ? "" : ": " + e.message);
@@ -276,9 +297,21 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
 
   void on_channel_data(tunnel::Channel& ch, std::string_view data, bool fin) noexcept override {
     (void)fin;  // the finish message that follows ends the exchange
+    if (ticket_) ticket_->meter().response_body(data);  // every byte the agent sent counts
     if (state_ != State::streaming || !ex_) return;
     if (data.empty()) return;
-    Status s = ex_->write(data);
+    std::string_view out = data;
+    if (filtering_) {
+      // The usage-only chunk we asked for on the user's behalf is not theirs.
+      filtered_.clear();
+      filter_.feed(data, &filtered_);
+      out = filtered_;
+      if (out.empty()) {
+        ch.consumed(data.size());
+        return;
+      }
+    }
+    Status s = ex_->write(out);
     if (!s.ok()) {
       // The client left; on_abort may or may not follow, so end here.
       end_channel(tunnel::abort_reason::client_gone);
@@ -287,7 +320,7 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
       complete();
       return;
     }
-    bytes_out_ += data.size();
+    bytes_out_ += out.size();
     last_write_ms_ = uv_now(server_->loop_);
     if (ex_->write_blocked()) {
       pending_credit_ += data.size();  // returned on drain: the user holds the agent back
@@ -299,7 +332,7 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
   void on_channel_writable(tunnel::Channel&) noexcept override { pump_body(); }
 
   void on_channel_closed(tunnel::Channel&, const Status& why) noexcept override {
-    forget_channel();
+    forget_channel(false);
     fail(502, "the agent connection ended the request (" + why.message() + ")",
          api_code::agent_failed);
   }
@@ -344,8 +377,33 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
       fail(503, "the hub is shutting down", api_code::shutting_down);
       return;
     }
+    Billing* billing = server_->billing_;
+    if (billing) {
+      Status bal = billing->check_balance(who_.user_id);
+      if (bal.code() == Errc::limit) {
+        fail(402, bal.message() + "; ask the operator to credit your account",
+             api_code::insufficient_balance);
+        return;
+      }
+      if (!bal.ok()) {
+        TG_ERROR(kLog, "%s: balance check: %s", id_.c_str(), bal.to_string().c_str());
+        fail(503, "billing is unavailable; retry later", api_code::internal);
+        return;
+      }
+      if (stream_ && api_ == billing::Api::chat) {
+        // Usage comes in a last chunk only when asked for: ask, and hide
+        // that chunk from a user who did not.
+        bool injected = false;
+        auto edited = billing::inject_include_usage(body_, &injected);
+        if (edited.ok() && injected) {
+          body_ = std::move(*edited);
+          injected_ = true;
+        }
+      }
+    }
     const http::RequestHead& req = ex_->request();
     tunnel::Call call;
+    call.request_id = id_;
     call.model = model_;
     call.method = "POST";
     call.path = path_;
@@ -364,9 +422,36 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
     }
     call.headers.emplace_back("x-request-id", id_);
 
-    auto routed = server_->router_.open(call, this);
+    CallHooks hooks;
+    Status billing_error;
+    if (billing) {
+      hooks.before = [&](const std::string& agent) -> Status {
+        auto t = billing->open(call.request_id, agent, who_.user_id, model_, api_, stream_,
+                               body_.size());
+        if (!t.ok()) {
+          billing_error = t.status();
+          return t.status();
+        }
+        ticket_ = *t;
+        return Status::success();
+      };
+      hooks.undo = [&](const std::string&) {
+        billing->cancel(ticket_);
+        ticket_ = nullptr;
+      };
+    }
+    auto routed = server_->router_.open(call, this, hooks);
     if (!routed.ok()) {
       const Status& s = routed.status();
+      if (!billing_error.ok()) {
+        TG_ERROR(kLog, "%s: not billed, not sent: %s", id_.c_str(), billing_error.to_string().c_str());
+        if (billing_error.code() == Errc::not_found) {
+          fail(404, "model '" + model_ + "' has no price on this hub", api_code::model_not_found);
+        } else {
+          fail(503, "billing is unavailable; retry later", api_code::internal);
+        }
+        return;
+      }
       if (s.code() == Errc::not_found) {
         fail(404, "model '" + model_ + "' does not exist or no agent serves it",
              api_code::model_not_found);
@@ -443,6 +528,8 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
       return;
     }
     status_ = head.status;
+    if (ticket_) ticket_->meter().response_status(head.status);
+    filtering_ = injected_ && sse_;
     transition(State::streaming);
     last_write_ms_ = uv_now(server_->loop_);
     if (sse_ && server_->settings_.sse_keepalive_ms > 0) {
@@ -523,14 +610,39 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
     tunnel::Channel* ch = route_->channel;
     server_->router_.release(*route_);
     route_.reset();
+    if (ticket_) {
+      // Abort, but keep metering what the agent sent before it saw the
+      // abort: billing ends the linger when the agent's claim arrives.
+      ch->abort_linger(reason);
+      server_->billing_->linger(ticket_, ch);
+      ticket_ = nullptr;
+      return;
+    }
     ch->close(reason);
   }
 
-  // The channel ended by itself (finish, error, closed): release the slot.
-  void forget_channel() {
+  // The channel ended by itself: release the slot. `complete`: finish or
+  // error arrived, the hub saw every byte; otherwise the tunnel was lost.
+  void forget_channel(bool complete) {
     if (!route_) return;
     server_->router_.release(*route_);
     route_.reset();
+    if (ticket_) {
+      if (complete) {
+        server_->billing_->ended(ticket_);
+      } else {
+        server_->billing_->lost(ticket_);
+      }
+      ticket_ = nullptr;
+    }
+  }
+
+  // Forwards what the usage-chunk filter still holds (the stream ended).
+  void flush_filter() {
+    if (!filtering_ || !ex_) return;
+    std::string rest;
+    filter_.finish(&rest);
+    if (!rest.empty()) (void)ex_->write(rest);
   }
 
   void complete() {
@@ -559,6 +671,12 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
   size_t body_sent_ = 0;
   bool body_fin_sent_ = false;
   std::optional<Route> route_;  // set while the channel is open
+  billing::Api api_ = billing::Api::chat;
+  Ticket* ticket_ = nullptr;    // metering this attempt; handed to billing when the channel ends
+  bool injected_ = false;       // include_usage was added to the user's request
+  bool filtering_ = false;      // ... and the answer is SSE: drop the usage-only chunk
+  billing::UsageChunkFilter filter_;
+  std::string filtered_;
   std::string model_;
   bool stream_ = false;
   bool sse_ = false;
@@ -575,11 +693,12 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
 // ---- ApiServer ----
 
 ApiServer::ApiServer(uv_loop_t* loop, const ApiSettings& settings, TunnelServer* tunnels,
-                     UserStore* users, std::shared_ptr<tls::ServerContext> tls)
+                     UserStore* users, std::shared_ptr<tls::ServerContext> tls, Billing* billing)
     : loop_(loop),
       settings_(settings),
       tunnels_(tunnels),
       users_(users),
+      billing_(billing),
       tls_(std::move(tls)),
       router_(loop, tunnels->tunnels()),
       listener_(loop),

@@ -1,10 +1,11 @@
 // The user-facing API: an HTTP(S) server on user_listen with the OpenAI- and
 // Anthropic-compatible endpoints (POST /v1/chat/completions, /v1/embeddings,
 // /v1/messages; GET /v1/models, /v1/models/{id}). It authenticates the sk-tg-
-// token, reads the whole (bounded) body to find model and stream, routes the
-// request to an agent's tunnel (router.h) and relays the answer byte for
-// byte with end-to-end flow control. Never parses or keeps response bodies;
-// logs metadata only.
+// token and the balance, reads the whole (bounded) body to find model and
+// stream, routes the request to an agent's tunnel (router.h) and relays the
+// answer byte for byte with end-to-end flow control, metering the usage in
+// the bytes as they pass (billing.h). Keeps no response body; drops only the
+// usage-only SSE chunk it asked for on the user's behalf. Logs metadata only.
 #pragma once
 
 #include <uv.h>
@@ -31,6 +32,7 @@
 namespace tg::hub {
 
 class TunnelServer;
+class Billing;
 
 // Request head limits on the user port (431 above them).
 constexpr size_t kApiHeadBytes = 32 * 1024;
@@ -46,9 +48,10 @@ class ApiServer final : private http::ServerHandler {
  public:
   // `tunnels` and `users` must outlive the server, and the server must be
   // destroyed before `tunnels` (requests hold its channels). `tls` null:
-  // plain HTTP.
+  // plain HTTP. `billing` (may be null: nothing is billed, tests) must
+  // outlive the server.
   ApiServer(uv_loop_t* loop, const ApiSettings& settings, TunnelServer* tunnels, UserStore* users,
-            std::shared_ptr<tls::ServerContext> tls);
+            std::shared_ptr<tls::ServerContext> tls, Billing* billing = nullptr);
   // Closes every connection and aborts every open stream (abort{shutdown});
   // no callback fires. Must not run inside a callback of this server.
   ~ApiServer() override;
@@ -82,6 +85,7 @@ class ApiServer final : private http::ServerHandler {
   ApiSettings settings_;
   TunnelServer* tunnels_;
   UserStore* users_;
+  Billing* billing_;
   std::shared_ptr<tls::ServerContext> tls_;
   Router router_;
   net::TcpListener listener_;

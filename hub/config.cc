@@ -1,5 +1,6 @@
 #include "hub/config.h"
 
+#include "shared/billing/money.h"
 #include "shared/tunnel/messages.h"
 
 namespace tg::hub {
@@ -35,6 +36,9 @@ config::Schema make_schema() {
       Key{"tls_name", Type::string, "", 0, 0, nullptr,
           "name in a created certificate; empty: this host's name"},
       Key{"database", Type::string, "tokengo-hub.db", 0, 0, nullptr, "SQLite database (WAL)"},
+      Key{"prices", Type::string, "prices.conf", 0, 0, nullptr, "price table (prices.conf)"},
+      Key{"ledger_key", Type::string, "hub.key", 0, 0, nullptr,
+          "Ed25519 key that signs ledger checkpoints (mode 0600)"},
       Key{"log_level", Type::choice, "info", 0, 0, "debug|info|warn|error", nullptr},
   }});
   s.sections.push_back({"tunnel", false, false, {
@@ -53,6 +57,17 @@ config::Schema make_schema() {
       Key{"events_poll", Type::duration, "250ms", 10, 60 * 1000, nullptr, nullptr},
       Key{"tcp_keepalive", Type::duration, "30s", 1000, kHour, nullptr, nullptr},
       Key{"tcp_user_timeout", Type::duration, "45s", 0, kHour, nullptr, nullptr},
+  }});
+  s.sections.push_back({"billing", false, false, {
+      Key{"min_balance", Type::string, "0", 0, 0, nullptr,
+          "requests need at least this balance (currency units, up to 6 decimals)"},
+      Key{"linger", Type::duration, "10s", 100, kHour, nullptr, nullptr},
+      Key{"claim_wait", Type::duration, "30s", 100, kHour, nullptr, nullptr},
+      Key{"claim_grace", Type::duration, "10m", 100, 30 * 24 * kHour, nullptr, nullptr},
+      Key{"claim_window", Type::duration, "168h", kHour, 365 * 24 * kHour, nullptr, nullptr},
+      Key{"checkpoint_every", Type::integer, "1000", 1, 1000000000, nullptr, nullptr},
+      Key{"checkpoint_interval", Type::duration, "60s", 100, 24 * kHour, nullptr, nullptr},
+      Key{"settle_batch", Type::integer, "1024", 1, 65536, nullptr, nullptr},
   }});
   return s;
 }
@@ -112,6 +127,23 @@ LoadResult finish(config::ParseResult parsed) {
   ts.events_poll_ms = t.duration_ms("events_poll");
   ts.tcp_keepalive_ms = t.duration_ms("tcp_keepalive");
   ts.tcp_user_timeout_ms = t.duration_ms("tcp_user_timeout");
+  h.billing.prices = c.resolve_path(g.str("prices"));
+  h.billing.ledger_key = c.resolve_path(g.str("ledger_key"));
+  const config::Section& b = *c.section("billing");
+  BillingSettings& bs = h.billing;
+  auto min_balance = billing::parse_amount(b.str("min_balance"), true);
+  if (!min_balance.ok()) err(b, "min_balance", "min_balance: " + min_balance.status().message());
+  else bs.min_balance = *min_balance;
+  bs.linger_ms = b.duration_ms("linger");
+  bs.claim_wait_ms = b.duration_ms("claim_wait");
+  bs.claim_grace_ms = b.duration_ms("claim_grace");
+  bs.claim_window_ms = b.duration_ms("claim_window");
+  bs.checkpoint_every = static_cast<uint64_t>(b.integer("checkpoint_every"));
+  bs.checkpoint_interval_ms = b.duration_ms("checkpoint_interval");
+  bs.settle_batch = static_cast<size_t>(b.integer("settle_batch"));
+  if (bs.claim_window_ms <= api.request_deadline_ms + bs.claim_grace_ms) {
+    err(b, "claim_window", "claim_window must be longer than request_deadline + claim_grace");
+  }
   if (h.agent_listen.port != 0 && h.agent_listen.port == h.user_listen.port &&
       h.agent_listen.host == h.user_listen.host) {
     err(g, "user_listen", "user_listen and agent_listen are the same address");

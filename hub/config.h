@@ -44,6 +44,20 @@ struct ApiSettings {
   uint64_t body_timeout_ms;       // request body stalled this long: 408
 };
 
+// Money: prices, settlement, checkpoints (billing.h).
+struct BillingSettings {
+  std::string prices;               // prices.conf, resolved
+  std::string ledger_key;           // Ed25519 key signing checkpoints (created if absent)
+  int64_t min_balance = 0;          // micro-units; under it a request gets 402
+  uint64_t linger_ms = 10000;       // aborted stream: wait for the agent's claim
+  uint64_t claim_wait_ms = 30000;   // finished stream: wait for the agent's claim
+  uint64_t claim_grace_ms = 600000; // lost stream: the hub's reading waits this long for a claim
+  uint64_t claim_window_ms = 0;     // an attempt never observed is forgotten after this
+  uint64_t checkpoint_every = 1000; // entries between signed checkpoints
+  uint64_t checkpoint_interval_ms = 60000;  // and at least this often while the chain moves
+  size_t settle_batch = 1024;       // settlements per transaction at most
+};
+
 struct HubConfig {
   std::string file;
   net::HostPort agent_listen;     // TLS + WebSocket for agents
@@ -56,6 +70,7 @@ struct HubConfig {
   std::string log_level;
   TunnelSettings tunnel;
   ApiSettings api;
+  BillingSettings billing;
 };
 
 const config::Schema& schema();

@@ -5,6 +5,7 @@
 #include "hub/agent_commands.h"
 #include "hub/cert_command.h"
 #include "hub/config.h"
+#include "hub/ledger_commands.h"
 #include "hub/run.h"
 #include "hub/user_commands.h"
 #include "shared/cli/check_config.h"
@@ -29,6 +30,7 @@ int dispatch(const tg::cli::Parsed& args) {
   if (args.command == "enroll") return tg::hub::run_enroll(args);
   if (args.command == "user") return tg::hub::run_user(args);
   if (args.command == "token") return tg::hub::run_token(args);
+  if (args.command == "ledger") return tg::hub::run_ledger(args);
   return 2;
 }
 
@@ -41,8 +43,9 @@ int main(int argc, char** argv) {
       "agent connected over a WebSocket-over-TLS tunnel; bills and keeps the ledger.",
       {
           tg::hub::run_command(),
-          tg::cli::keygen_command("create the hub's Ed25519 signing key (mode 0600; default "
-                                  "hub.key) and print its public key"),
+          tg::cli::keygen_command("create the hub's Ed25519 key that signs ledger checkpoints "
+                                  "(mode 0600; default hub.key; 'run' creates it when absent) "
+                                  "and print its public key"),
           tg::cli::pubkey_command(),
           tg::cli::check_config_command(tg::hub::kDefaultConfigPath),
           tg::hub::cert_command(),
@@ -51,6 +54,7 @@ int main(int argc, char** argv) {
           tg::hub::enroll_command(),
           tg::hub::user_command(),
           tg::hub::token_command(),
+          tg::hub::ledger_command(),
       },
       dispatch,
   };

@@ -62,7 +62,8 @@ std::vector<std::string> Router::online_models() {
   return std::vector<std::string>(names.begin(), names.end());
 }
 
-Result<Route> Router::open(const tunnel::Call& call, tunnel::ChannelHandler* handler) {
+Result<Route> Router::open(const tunnel::Call& call, tunnel::ChannelHandler* handler,
+                           const CallHooks& hooks) {
   std::vector<Tunnels::Entry*> all = tunnels_.tunnels_for(call.model);
   if (!all.empty()) remember(call.model);
   std::vector<Tunnels::Entry*> ready;
@@ -85,8 +86,13 @@ Result<Route> Router::open(const tunnel::Call& call, tunnel::ChannelHandler* han
   std::stable_sort(ready.begin(), ready.end(), less_loaded);
   Status last = error(Errc::limit, "no agent for model '" + call.model + "' has a free slot now");
   for (Tunnels::Entry* e : ready) {
+    if (hooks.before) {
+      Status s = hooks.before(e->pubkey);
+      if (!s.ok()) return s;
+    }
     auto ch = e->tunnel->session().open_channel(call, handler);
     if (!ch.ok()) {
+      if (hooks.undo) hooks.undo(e->pubkey);
       last = ch.status();
       if (last.code() == Errc::protocol || last.code() == Errc::invalid_argument) return last;
       continue;  // this tunnel is full (max_streams) or closing: try the next

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -34,6 +35,16 @@ struct Route {
   const HubTunnel* tunnel = nullptr;
 };
 
+// Called around the call of Router::open: `before` with the chosen agent
+// right before its call is sent (an error stops routing and is returned),
+// `undo` when that call could not be sent after all and the next agent is
+// tried. Billing writes its pending row in `before`, so the row exists
+// before the agent can see the call.
+struct CallHooks {
+  std::function<Status(const std::string& agent)> before;
+  std::function<void(const std::string& agent)> undo;
+};
+
 class Router {
  public:
   Router(uv_loop_t* loop, Tunnels& tunnels);
@@ -48,7 +59,8 @@ class Router {
   // in_flight. Errors: Errc::not_found (no agent ever served the model),
   // Errc::limit (agents serve it but none is online with a free slot),
   // Errc::closed (the chosen tunnels are closing).
-  Result<Route> open(const tunnel::Call& call, tunnel::ChannelHandler* handler);
+  Result<Route> open(const tunnel::Call& call, tunnel::ChannelHandler* handler,
+                     const CallHooks& hooks = {});
   // Ends the in_flight count of `route` (a no-op if its tunnel left the
   // registry meanwhile). Does not close the channel.
   void release(const Route& route) noexcept;

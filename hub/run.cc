@@ -12,13 +12,16 @@
 
 #include "hub/agent_store.h"
 #include "hub/api_server.h"
+#include "hub/billing.h"
 #include "hub/config.h"
+#include "hub/ledger_sqlite.h"
 #include "hub/tunnel_server.h"
 #include "hub/user_store.h"
 #include "platform/service_notify.h"
 #include "shared/core/log.h"
 #include "shared/core/loop.h"
 #include "shared/core/version.h"
+#include "shared/crypto/ed25519.h"
 #include "shared/tls/certgen.h"
 #include "shared/tls/context.h"
 
@@ -41,6 +44,18 @@ std::string authority(const net::HostPort& hp, uint16_t port) {
 int startup_error(const std::string& what, const Status& s) {
   std::fprintf(stderr, "tokengo-hub: %s: %s\n", what.c_str(), s.message().c_str());
   return 1;
+}
+
+// The Ed25519 key that signs ledger checkpoints: created (mode 0600) on
+// first start, like the TLS certificate.
+Result<crypto::KeyPair> ledger_key(const std::string& path) {
+  if (::access(path.c_str(), F_OK) != 0) {
+    crypto::KeyPair k = crypto::KeyPair::generate();
+    TG_TRY(k.save(path));
+    TG_INFO(kLog, "created ledger key %s (public key %s)", path.c_str(), k.public_base64().c_str());
+    return k;
+  }
+  return crypto::KeyPair::load(path);
 }
 
 }  // namespace
@@ -84,6 +99,18 @@ int run_daemon(const cli::Parsed& args) {
   auto users_opened = UserStore::open(cfg.database, true);
   if (!users_opened.ok()) return startup_error("database " + cfg.database, users_opened.status());
   std::optional<UserStore> users(std::move(users_opened.value()));
+  auto ledger_opened = SqliteLedgerStore::open(cfg.database, true);
+  if (!ledger_opened.ok()) return startup_error("database " + cfg.database, ledger_opened.status());
+  std::unique_ptr<SqliteLedgerStore> ledger = std::move(*ledger_opened);
+
+  billing::PricesLoad prices = billing::load_prices(cfg.billing.prices);
+  if (!prices.table) {
+    for (const auto& d : prices.errors) std::fprintf(stderr, "tokengo-hub: %s\n", d.to_string().c_str());
+    return 1;
+  }
+  auto key = ledger_key(cfg.billing.ledger_key);
+  if (!key.ok()) return startup_error("ledger key " + cfg.billing.ledger_key, key.status());
+  TG_INFO(kLog, "ledger checkpoints are signed by %s", key->public_base64().c_str());
 
   int code = 0;
   Loop loop;
@@ -92,16 +119,33 @@ int run_daemon(const cli::Parsed& args) {
     // SIGTERM, WATCHDOG=1 from the loop (a no-op outside systemd).
     platform::ServiceNotifier notifier(loop, platform::notify_settings_from_environment());
     auto server = std::make_unique<TunnelServer>(loop, cfg.tunnel, *ctx, &*store);
+    // Between the two servers: requests (api) hand channels to billing, and
+    // billing's lingering channels belong to the tunnels.
+    auto billing = std::make_unique<Billing>(
+        loop, cfg.billing, ledger.get(), std::move(*prices.table), &*key,
+        [&server](const std::string& agent, const tunnel::Message& m) {
+          return server && server->send_to(agent, m);
+        },
+        [&store](const std::string& agent) -> Result<uint32_t> {
+          auto rec = store->lookup(agent);
+          if (!rec.ok()) return rec.status();
+          if (!*rec) return error(Errc::not_found, "agent " + agent + " is not in the registry");
+          return (*rec)->tier_ppm;
+        });
+    server->set_billing(billing.get());
     // Declared after the tunnel server so it is destroyed first: its
     // requests hold channels of the tunnels.
     std::unique_ptr<ApiServer> api;
     Signal term(loop), intr(loop), hup(loop);
-    s = server->start(cfg.agent_listen);
-    if (s.ok()) {
+    Status billing_started = billing->start();
+    if (billing_started.ok()) s = server->start(cfg.agent_listen);
+    if (!billing_started.ok()) {
+      code = startup_error("billing", billing_started);
+    } else if (s.ok()) {
       TG_INFO(kLog, "agent listener ready on %s",
               authority(cfg.agent_listen, server->port()).c_str());
       api = std::make_unique<ApiServer>(loop, cfg.api, server.get(), &*users,
-                                        cfg.user_tls ? *ctx : nullptr);
+                                        cfg.user_tls ? *ctx : nullptr, billing.get());
       s = api->start(cfg.user_listen);
       if (!s.ok()) {
         code = startup_error("user API listener", s);
@@ -125,8 +169,9 @@ int run_daemon(const cli::Parsed& args) {
           return;
         }
         TG_WARN(kLog, "%s again: exiting at once", sig);
-        api.reset();     // aborts user requests and their streams; no callback fires
-        server.reset();  // aborts every connection; no callback fires
+        api.reset();      // aborts user requests; their tickets keep what was metered
+        billing->stop();  // settles what is queued, closes lingering channels
+        server.reset();   // aborts every connection; no callback fires
         loop.stop();
       };
       s = term.start(SIGTERM, on_stop);
@@ -140,10 +185,16 @@ int run_daemon(const cli::Parsed& args) {
         loop.run();
       }
     }
+    api.reset();
+    billing->stop();
+    TG_INFO(kLog, "billing: %llu requests settled in this run",
+            static_cast<unsigned long long>(billing->settled_count()));
+    server.reset();
   }  // the servers and the signal watchers close their handles here
   Status closed = loop.close();
   if (!closed.ok()) TG_WARN(kLog, "event loop: %s", closed.message().c_str());
   users.reset();
+  ledger.reset();
   store.reset();
   TG_INFO(kLog, "database closed");
   TG_INFO(kLog, "stopped");

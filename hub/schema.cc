@@ -57,6 +57,75 @@ CREATE TABLE user_tokens (
 );
 CREATE INDEX user_tokens_user ON user_tokens(user_id);
 )sql",
+    // 3: money. Balances, operator credits, price versions, dispatched
+    // attempts awaiting settlement, the per-agent settlement chains with
+    // their heads, and signed checkpoints (hub/ledger_sqlite.h).
+    R"sql(
+ALTER TABLE users ADD COLUMN balance INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE user_credits (
+  id      INTEGER PRIMARY KEY AUTOINCREMENT,
+  user_id INTEGER NOT NULL REFERENCES users(id),
+  amount  INTEGER NOT NULL,
+  at      INTEGER NOT NULL
+);
+CREATE INDEX user_credits_user ON user_credits(user_id);
+CREATE TABLE price_versions (
+  version     INTEGER PRIMARY KEY NOT NULL,
+  prices      TEXT NOT NULL,
+  recorded_at INTEGER NOT NULL
+);
+CREATE TABLE pending_requests (
+  request_id    TEXT PRIMARY KEY NOT NULL,
+  agent         TEXT NOT NULL,
+  user_id       INTEGER NOT NULL,
+  model         TEXT NOT NULL,
+  price_version INTEGER NOT NULL,
+  created_at    INTEGER NOT NULL,
+  obs_input     INTEGER,
+  obs_cached    INTEGER,
+  obs_output    INTEGER,
+  obs_estimated INTEGER,
+  observed_at   INTEGER
+) WITHOUT ROWID;
+CREATE INDEX pending_created ON pending_requests(created_at);
+CREATE TABLE chains (
+  agent        TEXT PRIMARY KEY NOT NULL,
+  seq          INTEGER NOT NULL,
+  head         BLOB NOT NULL,
+  total_cost   INTEGER NOT NULL,
+  total_credit INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE ledger (
+  agent         TEXT NOT NULL,
+  seq           INTEGER NOT NULL,
+  request_id    TEXT NOT NULL UNIQUE,
+  model         TEXT NOT NULL,
+  input         INTEGER NOT NULL,
+  cached        INTEGER NOT NULL,
+  output        INTEGER NOT NULL,
+  estimated     INTEGER NOT NULL,
+  price_version INTEGER NOT NULL,
+  cost          INTEGER NOT NULL,
+  tier_ppm      INTEGER NOT NULL,
+  credit        INTEGER NOT NULL,
+  time_ms       INTEGER NOT NULL,
+  prev          BLOB NOT NULL,
+  hash          BLOB NOT NULL,
+  user_id       INTEGER,
+  PRIMARY KEY (agent, seq)
+) WITHOUT ROWID;
+CREATE INDEX ledger_user ON ledger(user_id);
+CREATE TABLE checkpoints (
+  agent        TEXT NOT NULL,
+  seq          INTEGER NOT NULL,
+  head         BLOB NOT NULL,
+  total_cost   INTEGER NOT NULL,
+  total_credit INTEGER NOT NULL,
+  time_ms      INTEGER NOT NULL,
+  sig          BLOB NOT NULL,
+  PRIMARY KEY (agent, seq)
+) WITHOUT ROWID;
+)sql",
 };
 
 }  // namespace

@@ -16,6 +16,8 @@ namespace tg::hub {
 // released entry; append a new one.
 //   1: agents, enroll_tokens, agent_events, sessions (agent_store.h)
 //   2: users, user_tokens (user_store.h)
+//   3: balances, user_credits, price_versions, pending_requests, chains,
+//      ledger, checkpoints (ledger_sqlite.h)
 const std::vector<std::string_view>& migrations();
 
 // Brings `db` up to the newest version (sqlite::migrate over migrations()).

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "hub/billing.h"
 #include "shared/core/log.h"
 #include "shared/tls/connector.h"
 #include "shared/tunnel/auth.h"
@@ -187,6 +188,21 @@ void HubTunnel::on_message(tunnel::Session&, const tunnel::Message& m) noexcept 
     on_register(std::get<tunnel::Register>(m));
     return;
   }
+  if (t == tunnel::Type::claim || t == tunnel::Type::sync || t == tunnel::Type::ack) {
+    // Billing messages need a registered tunnel (the agent learnt the
+    // prices and its chain head is answered from the store).
+    if (state_ != State::ready) {
+      close(tunnel::close_code::bad_message,
+            std::string("'") + tunnel::type_name(t) + "' before register");
+      return;
+    }
+    Billing* b = server_->billing_;
+    if (!b) return;
+    if (t == tunnel::Type::claim) b->on_claim(pubkey_, std::get<tunnel::Claim>(m));
+    if (t == tunnel::Type::sync) b->on_sync(pubkey_, std::get<tunnel::Sync>(m));
+    if (t == tunnel::Type::ack) b->on_ack(pubkey_, std::get<tunnel::Ack>(m));
+    return;
+  }
   close(tunnel::close_code::bad_message,
         std::string("unexpected '") + tunnel::type_name(t) + "' from the agent");
 }
@@ -228,7 +244,7 @@ void HubTunnel::on_auth(const tunnel::Auth& auth) {
     }
     // An approved key may still carry a (spent) enroll token in its config:
     // it is ignored, not consumed.
-    admit(key, a.owner);
+    admit(key, a.owner, a.tier_ppm);
     return;
   }
 
@@ -251,10 +267,10 @@ void HubTunnel::on_auth(const tunnel::Auth& auth) {
   }
   TG_INFO(kLog, "tunnel %s: key %s enrolled for owner %s", peer_.c_str(), key.c_str(),
           enrolled->owner.c_str());
-  admit(key, enrolled->owner);
+  admit(key, enrolled->owner, enrolled->tier_ppm);
 }
 
-void HubTunnel::admit(const std::string& key, const std::string& owner) {
+void HubTunnel::admit(const std::string& key, const std::string& owner, uint32_t tier_ppm) {
   pubkey_ = key;
   owner_ = owner;
   live_ = true;
@@ -272,7 +288,7 @@ void HubTunnel::admit(const std::string& key, const std::string& owner) {
   s = server_->store_->record_seen(pubkey_, peer_, now);
   if (!s.ok()) TG_WARN(kLog, "agent %s: last seen not recorded: %s", pubkey_.c_str(), s.message().c_str());
 
-  s = session_->send(server_->welcome_for(owner_));
+  s = session_->send(server_->welcome_for(owner_, tier_ppm));
   if (!s.ok()) TG_DEBUG(kLog, "tunnel %s: welcome not sent: %s", peer_.c_str(), s.message().c_str());
   session_->authenticated(server_->session_options());
   transition(State::await_register);
@@ -281,7 +297,22 @@ void HubTunnel::admit(const std::string& key, const std::string& owner) {
 }
 
 void HubTunnel::on_register(const tunnel::Register& reg) {
-  const size_t n = server_->tunnels_.set_models(pubkey_, reg.models, reg.max_parallel);
+  // Only priced models are routed: an unpriced one could not be billed.
+  std::vector<std::string> models;
+  std::string unpriced;
+  for (const std::string& m : reg.models) {
+    if (!server_->billing_ || server_->billing_->priced(m)) {
+      models.push_back(m);
+    } else {
+      unpriced += (unpriced.empty() ? "" : ", ") + m;
+    }
+  }
+  if (!unpriced.empty()) {
+    TG_WARN(kLog, "agent %s: models without a price in prices.conf are not served: %s",
+            pubkey_.c_str(), unpriced.c_str());
+  }
+  const bool first = state_ == State::await_register;
+  const size_t n = server_->tunnels_.set_models(pubkey_, models, reg.max_parallel);
   tunnel::Registered r;
   r.models = static_cast<uint32_t>(n);
   Status s = session_->send(r);
@@ -289,6 +320,7 @@ void HubTunnel::on_register(const tunnel::Register& reg) {
   if (state_ == State::await_register) transition(State::ready);
   TG_INFO(kLog, "agent %s registered %zu models (max_parallel %u)", pubkey_.c_str(), n,
           reg.max_parallel);
+  if (first && server_->billing_) server_->billing_->agent_online(pubkey_);
 }
 
 void HubTunnel::on_closed(tunnel::Session&, uint16_t code, const std::string& why) noexcept {
@@ -341,14 +373,22 @@ tunnel::SessionOptions TunnelServer::session_options() const {
   return o;
 }
 
-tunnel::Welcome TunnelServer::welcome_for(const std::string& owner) const {
+tunnel::Welcome TunnelServer::welcome_for(const std::string& owner, uint32_t tier_ppm) const {
   tunnel::Welcome w;
   w.owner = owner;
+  w.tier_ppm = tier_ppm;
+  if (billing_) w.ledger_key = billing_->ledger_public_key();
   w.heartbeat_ms = announced_heartbeat_ms_;
   w.dead_after = settings_.dead_after;
   w.max_streams = settings_.max_streams;
   w.window = window_;
   return w;
+}
+
+bool TunnelServer::send_to(const std::string& agent, const tunnel::Message& m) {
+  Tunnels::Entry* e = tunnels_.find(agent);
+  if (!e || !e->tunnel || e->tunnel->state() != HubTunnel::State::ready) return false;
+  return e->tunnel->session().send(m).ok();
 }
 
 Status TunnelServer::start(const net::HostPort& listen) {

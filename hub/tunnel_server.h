@@ -61,6 +61,7 @@ class HandshakeBudget {
 };
 
 class TunnelServer;
+class Billing;
 
 // One agent connection after the WebSocket upgrade. Owned by its TunnelServer,
 // which destroys it from the loop after on_closed; nobody else deletes it.
@@ -111,7 +112,7 @@ class HubTunnel final : private tunnel::SessionHandler {
   void on_auth_timeout();
   // Auth succeeded for `key` (canonical base64) bound to `owner`: replace
   // any older tunnel of the key, record the session, welcome.
-  void admit(const std::string& key, const std::string& owner);
+  void admit(const std::string& key, const std::string& owner, uint32_t tier_ppm);
 
   TunnelServer* server_;
   std::unique_ptr<tunnel::Session> session_;
@@ -160,6 +161,12 @@ class TunnelServer final : private http::ServerHandler {
   // Connections refused by the handshake budget or max_tunnels so far.
   uint64_t refused_count() const noexcept { return refused_total_; }
   const TunnelSettings& settings() const noexcept { return settings_; }
+  // Billing that receives claims, syncs and acks, prices registered models
+  // and names the checkpoint key in `welcome` (null: no billing, tests).
+  void set_billing(Billing* b) noexcept { billing_ = b; }
+  // Sends a control message to `agent`'s registered tunnel; false when it
+  // has none (or the send failed).
+  bool send_to(const std::string& agent, const tunnel::Message& m);
 
  private:
   friend class HubTunnel;
@@ -175,12 +182,13 @@ class TunnelServer final : private http::ServerHandler {
   uint64_t auth_deadline_for(const std::string& peer);
   void on_tunnel_closed(HubTunnel* t, uint16_t code, const std::string& why);
   tunnel::SessionOptions session_options() const;
-  tunnel::Welcome welcome_for(const std::string& owner) const;
+  tunnel::Welcome welcome_for(const std::string& owner, uint32_t tier_ppm) const;
 
   uv_loop_t* loop_;
   TunnelSettings settings_;
   std::shared_ptr<tls::ServerContext> tls_;
   AgentStore* store_;
+  Billing* billing_ = nullptr;
   crypto::Sha256 spki_sha256_{};
   uint32_t announced_heartbeat_ms_ = 0;
   uint32_t window_ = 0;

@@ -14,7 +14,9 @@
 #include "hub/agent_store.h"
 #include "hub/command_util.h"
 #include "hub/config.h"
+#include "hub/ledger_sqlite.h"
 #include "hub/user_store.h"
+#include "shared/billing/money.h"
 
 namespace tg::hub {
 namespace {
@@ -90,6 +92,70 @@ int user_list(const cli::Parsed& args) {
     std::printf("%-*s  %-6lld  %s\n", name_w, u.name.c_str(),
                 static_cast<long long>(u.active_tokens), format_time(u.created_at_ms, "-").c_str());
   }
+  return 0;
+}
+
+Result<std::unique_ptr<SqliteLedgerStore>> open_ledger(const cli::Parsed& args) {
+  auto where = database_path(args);
+  if (!where.ok()) return where.status();
+  auto store = SqliteLedgerStore::open(*where, false);
+  if (!store.ok() && store.status().code() == Errc::not_found) {
+    return error(Errc::not_found, "database '" + *where + "' does not exist (--db or --config names another file)");
+  }
+  return store;
+}
+
+void print_balance(const UserBalance& b, bool json) {
+  if (json) {
+    std::unique_ptr<cJSON, decltype(&cJSON_Delete)> o(cJSON_CreateObject(), cJSON_Delete);
+    cJSON_AddStringToObject(o.get(), "name", b.name.c_str());
+    cJSON_AddNumberToObject(o.get(), "balance_micros", static_cast<double>(b.balance));
+    cJSON_AddStringToObject(o.get(), "balance", billing::format_amount(b.balance).c_str());
+    cJSON_AddNumberToObject(o.get(), "credited_micros", static_cast<double>(b.credited));
+    cJSON_AddNumberToObject(o.get(), "spent_micros", static_cast<double>(b.spent));
+    cJSON_AddNumberToObject(o.get(), "requests", static_cast<double>(b.requests));
+    print_json(o.get());
+    return;
+  }
+  std::printf("user %s\n  balance   %s\n  credited  %s\n  spent     %s (%llu settled requests)\n",
+              b.name.c_str(), billing::format_amount(b.balance).c_str(),
+              billing::format_amount(b.credited).c_str(), billing::format_amount(b.spent).c_str(),
+              static_cast<unsigned long long>(b.requests));
+}
+
+int user_credit(const cli::Parsed& args) {
+  const std::string what = "user credit";
+  if (!only_options(args, {"db", "config", "json"}, what)) return 2;
+  if (args.positional.size() != 3) {
+    return usage_error(what, "takes NAME AMOUNT (currency units, up to 6 decimals; negative debits)");
+  }
+  Status v = validate_user_name(args.positional[1]);
+  if (!v.ok()) return usage_error(what, v.message());
+  auto amount = billing::parse_amount(args.positional[2], true);
+  if (!amount.ok()) return usage_error(what, amount.status().message());
+  auto store = open_ledger(args);
+  if (!store.ok()) return fail(what, store.status());
+  auto b = (*store)->credit_user(args.positional[1], *amount, unix_now_ms());
+  if (!b.ok()) return fail(what, b.status());
+  if (!args.has("json")) {
+    std::printf("credited %s to %s\n", billing::format_amount(*amount).c_str(), b->name.c_str());
+  }
+  print_balance(*b, args.has("json"));
+  return 0;
+}
+
+int user_show(const cli::Parsed& args) {
+  const std::string what = "user show";
+  if (!only_options(args, {"db", "config", "json"}, what)) return 2;
+  if (args.positional.size() != 2) return usage_error(what, "takes NAME");
+  Status v = validate_user_name(args.positional[1]);
+  if (!v.ok()) return usage_error(what, v.message());
+  auto store = open_ledger(args);
+  if (!store.ok()) return fail(what, store.status());
+  auto b = (*store)->user_balance(args.positional[1]);
+  if (!b.ok()) return fail(what, b.status());
+  if (!*b) return fail(what, error(Errc::not_found, "no user '" + args.positional[1] + "'"));
+  print_balance(**b, args.has("json"));
   return 0;
 }
 
@@ -174,12 +240,14 @@ int token_list(const cli::Parsed& args) {
 
 cli::Command user_command() {
   return {"user",
-          "manage API users: 'add NAME', 'list [--json]' (database: --db FILE, or 'database' of "
-          "--config FILE; default tokengo-hub.db)",
+          "manage API users: 'add NAME', 'list [--json]', 'credit NAME AMOUNT' (adds to the "
+          "balance; AMOUNT in currency units with up to 6 decimals, negative to debit), "
+          "'show NAME [--json]' (balance, credits, spending) (database: --db FILE, or 'database' "
+          "of --config FILE; default tokengo-hub.db)",
           {{"db", true}, {"config", true}, {"json", false}},
           1,
-          2,
-          "add|list [NAME]"};
+          3,
+          "add|list|credit|show [NAME] [AMOUNT]"};
 }
 
 cli::Command token_command() {
@@ -196,7 +264,10 @@ int run_user(const cli::Parsed& args) {
   const std::string sub = args.positional.empty() ? std::string() : args.positional[0];
   if (sub == "add") return user_add(args);
   if (sub == "list") return user_list(args);
-  return usage_error("user", "unknown subcommand '" + shown(sub) + "' (want add or list)");
+  if (sub == "credit") return user_credit(args);
+  if (sub == "show") return user_show(args);
+  return usage_error("user", "unknown subcommand '" + shown(sub) +
+                                 "' (want add, list, credit or show)");
 }
 
 int run_token(const cli::Parsed& args) {

@@ -1,5 +1,7 @@
 #include "shared/core/loop.h"
 
+#include <time.h>
+
 #include <cstdlib>
 #include <exception>
 #include <string>
@@ -156,6 +158,12 @@ void Signal::on_signal(uv_signal_t* h, int signum) noexcept {
   } catch (...) {
     detail::fatal_exception("Signal callback");
   }
+}
+
+int64_t unix_now_ms() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
 }  // namespace tg

@@ -100,4 +100,8 @@ class Signal {
   std::function<void(int)> cb_;
 };
 
+// Wall clock in unix milliseconds (CLOCK_REALTIME): timestamps that are
+// stored or sent. Durations use the loop's monotonic uv_now() instead.
+int64_t unix_now_ms() noexcept;
+
 }  // namespace tg

@@ -95,7 +95,16 @@ class World:
     def path(self, name):
         return os.path.join(self.dir, name)
 
+    def write_prices(self):
+        """Every model costs 3 micro-units per input token, 1 per cached
+        input token and 7 per output token (prices.conf, version 1)."""
+        if not os.path.exists(self.path("prices.conf")):
+            with open(self.path("prices.conf"), "w") as f:
+                f.write("version = 1\n[price all]\nmodel = *\ninput = 3000000\n"
+                        "cached_input = 1000000\noutput = 7000000\n")
+
     def write_hub_conf(self, port):
+        self.write_prices()
         with open(self.path("hub.conf"), "w") as f:
             f.write("agent_listen = 127.0.0.1:%d\n" % port +
                     "tls_name = localhost\n"
@@ -152,6 +161,7 @@ class World:
             f.write("hub = wss://localhost:%d/tunnel\n" % self.port +
                     "hub_pin = %s\n" % (pin or self.pin) +
                     "identity_key = %s.key\n" % name +
+                    "ledger = %s-ledger.db\n" % name +
                     ("enroll_token = %s\n" % enroll_token if enroll_token else "") +
                     "log_level = debug\n"
                     "[tunnel]\n"

@@ -68,6 +68,7 @@ def setup(w, hub_extra=""):
     api_port = int(w.hub.wait_for(r"user API ready on 127\.0\.0\.1:(\d+)", after_mark=False).group(1))
 
     w.cli("user", "add", "alice")
+    w.cli("user", "credit", "alice", "1000")
     token = w.cli("token", "create", "alice").splitlines()[-1].strip()
     assert token.startswith("sk-"), token
 

@@ -192,6 +192,7 @@ class TunnelStream : public ::testing::Test {
     EXPECT_NE(e, nullptr);
     if (!e) return nullptr;
     tunnel::Call call;
+    call.request_id = "attempt-" + std::to_string(++attempts_);
     call.model = "echo";
     call.method = "POST";
     call.path = "/v1/echo";
@@ -203,6 +204,7 @@ class TunnelStream : public ::testing::Test {
   }
 
   Loop loop_;
+  int attempts_ = 0;  // request ids of the calls opened
   std::string dir_;
   crypto::KeyPair key_ = crypto::KeyPair::generate();
   std::optional<hub::AgentStore> store_;

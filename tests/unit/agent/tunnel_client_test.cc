@@ -96,6 +96,7 @@ struct HubConn final : ws::Handler {
   void send_call(uint32_t id, const std::string& model) {
     tn::Call c;
     c.id = id;
+    c.request_id = "attempt-" + std::to_string(id);
     c.model = model;
     c.method = "POST";
     c.path = "/v1/chat/completions";

@@ -31,6 +31,7 @@ ProviderConfig provider(const std::string& type, const std::string& key = kKey) 
 tunnel::Call call(const std::string& path, tunnel::Headers headers = {}) {
   tunnel::Call c;
   c.id = 1;
+  c.request_id = "attempt-1";
   c.model = "m";
   c.method = "POST";
   c.path = path;

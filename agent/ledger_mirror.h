@@ -1,0 +1,147 @@
+// The agent's own ledger, in its SQLite file (WAL; its location is the
+// `ledger` setting, so a router can keep it off its flash): the outbox of
+// finished requests not yet settled, the price tables the hub pushed, the
+// mirror of this agent's settlement chain, disputes, refused claims and the
+// hub's signed checkpoints. apply() is the verification: an entry is
+// recomputed from what the agent saw itself before it is kept.
+//
+// Per request the file is written twice: the outbox row when the call ends,
+// and the chain row (which deletes the outbox row) when the hub settles it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shared/billing/prices.h"
+#include "shared/billing/usage.h"
+#include "shared/core/status.h"
+#include "shared/crypto/ed25519.h"
+#include "shared/ledger/checkpoint.h"
+#include "shared/ledger/entry.h"
+#include "shared/sqlite/db.h"
+
+namespace tg::agent {
+
+// A finished call as the agent saw it, kept until the hub settles it.
+struct OutboxItem {
+  std::string request_id;
+  std::string model;
+  billing::Usage usage;
+  int status = 0;           // upstream status (0: no answer)
+  int64_t finished_ms = 0;
+};
+
+// How an entry compares with what the agent saw.
+enum class EntryStatus {
+  agreed,      // usage, cost and credit recomputed and equal
+  disputed,    // kept in the chain (it is the hub's statement) with a dispute row
+  unobserved,  // the agent has no record of the request (it crashed mid-call)
+};
+const char* entry_status_name(EntryStatus s) noexcept;
+
+struct Verdict {
+  enum class Kind {
+    appended,    // new entry kept (see status)
+    duplicate,   // already held, identical
+    gap,         // seq beyond head + 1: sync needed, nothing kept
+    rejected,    // not a valid next entry (bad hash, prev, agent, or conflicts): nothing kept
+  };
+  Kind kind = Kind::rejected;
+  EntryStatus status = EntryStatus::agreed;
+  std::string message;  // why disputed or rejected
+};
+
+struct MirrorHead {
+  uint64_t seq = 0;
+  ledger::Hash head{};
+  int64_t total_cost = 0;
+  int64_t total_credit = 0;
+};
+
+struct StoredEntry {
+  ledger::Entry entry;
+  ledger::Hash hash{};
+  EntryStatus status = EntryStatus::agreed;
+  int64_t received_ms = 0;
+};
+
+struct Dispute {
+  uint64_t seq = 0;
+  std::string request_id;
+  std::string reason;
+  int64_t at_ms = 0;
+};
+
+struct RejectedClaim {
+  std::string request_id;
+  std::string code;
+  std::string message;
+  int64_t at_ms = 0;
+};
+
+struct MirrorCheckpoint {
+  ledger::Checkpoint checkpoint;
+  crypto::Signature sig{};
+  crypto::PublicKey hub_key{};
+};
+
+class LedgerMirror {
+ public:
+  // Opens or creates the ledger at `path` for the agent whose key is
+  // `self`. A file made for another agent key is refused.
+  static Result<std::unique_ptr<LedgerMirror>> open(const std::string& path,
+                                                    const crypto::PublicKey& self,
+                                                    bool create = true);
+  // For the commands: opens an existing ledger whatever its agent key.
+  static Result<std::unique_ptr<LedgerMirror>> open_existing(const std::string& path);
+
+  const crypto::PublicKey& self() const noexcept { return self_; }
+
+  // ---- outbox ----
+  Status record_finished(const OutboxItem& item);
+  // Oldest first.
+  Result<std::vector<OutboxItem>> outbox(size_t limit);
+  Result<uint64_t> outbox_count();
+  // The hub refused the claim: the item leaves the outbox, the refusal is kept.
+  Status claim_rejected(const RejectedClaim& r);
+  Result<std::vector<RejectedClaim>> rejected_claims();
+
+  // ---- prices ----
+  Status store_prices(const billing::PriceTable& table);
+  Result<std::optional<billing::PriceTable>> prices(uint64_t version);
+
+  // ---- chain ----
+  Result<MirrorHead> head();
+  // Verifies `e` (agent = self) with hash `claimed` as the next entry and
+  // keeps it: see Verdict. Storage failures are errors (nothing kept).
+  Result<Verdict> apply(const ledger::Entry& e, const ledger::Hash& claimed, int64_t now_ms);
+  Result<std::vector<StoredEntry>> entries(uint64_t after_seq, size_t limit);
+  Result<std::vector<Dispute>> disputes();
+
+  // ---- checkpoints ----
+  // The hub's checkpoint key, remembered from the first welcome; a changed
+  // key is kept and reported (Errc::permission) so the operator sees it.
+  Status remember_hub_key(const crypto::PublicKey& key);
+  Result<std::optional<crypto::PublicKey>> hub_key();
+  // Verifies the signature under the remembered hub key and that `head`
+  // matches our entry at `seq` (when we hold it), then keeps it.
+  Status store_checkpoint(const ledger::Checkpoint& c, const crypto::Signature& sig);
+  Result<std::vector<MirrorCheckpoint>> checkpoints();
+
+  sqlite::Db& db() noexcept { return db_; }
+
+ private:
+  LedgerMirror(sqlite::Db db, const crypto::PublicKey& self) : db_(std::move(db)), self_(self) {}
+  Result<std::optional<OutboxItem>> outbox_item(std::string_view request_id);
+  Result<std::optional<StoredEntry>> entry_at(uint64_t seq);
+
+  sqlite::Db db_;
+  crypto::PublicKey self_{};
+};
+
+}  // namespace tg::agent

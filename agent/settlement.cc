@@ -1,0 +1,191 @@
+#include "agent/settlement.h"
+
+#include <utility>
+
+#include "shared/core/log.h"
+
+namespace tg::agent {
+namespace {
+
+constexpr const char* kLog = "ledger";
+
+}  // namespace
+
+Settlement::Settlement(uv_loop_t* loop, LedgerMirror* mirror, SendFn send)
+    : loop_(loop), mirror_(mirror), send_(std::move(send)) {}
+
+void Settlement::call_finished(const FinishedCall& f) noexcept {
+  OutboxItem item;
+  item.request_id = f.request_id;
+  item.model = f.model;
+  item.usage = f.usage;
+  item.status = f.status;
+  item.finished_ms = unix_now_ms();
+  // The outbox row first: a crash after it loses nothing (the claim is sent
+  // again after the next connect); a crash before it loses only what the hub
+  // itself read.
+  Status s = mirror_->record_finished(item);
+  if (!s.ok()) {
+    TG_ERROR(kLog, "%s: not written to the outbox: %s", f.request_id.c_str(), s.to_string().c_str());
+  } else {
+    ++stats_.recorded;
+  }
+  send_claim(item);
+}
+
+void Settlement::send_claim(const OutboxItem& item) {
+  tunnel::Claim c;
+  c.request_id = item.request_id;
+  c.model = item.model;
+  c.input = item.usage.input;
+  c.cached = item.usage.cached;
+  c.output = item.usage.output;
+  c.estimated = item.usage.estimated;
+  if (send_(c).ok()) ++stats_.claims;
+}
+
+void Settlement::on_welcome(const tunnel::Welcome& w) noexcept {
+  Status s = mirror_->remember_hub_key(w.ledger_key);
+  if (!s.ok()) TG_WARN(kLog, "%s", s.message().c_str());
+}
+
+void Settlement::send_sync() {
+  auto head = mirror_->head();
+  if (!head.ok()) {
+    TG_ERROR(kLog, "ledger head: %s", head.status().to_string().c_str());
+    return;
+  }
+  tunnel::Sync m;
+  m.seq = head->seq;
+  m.head = head->head;
+  last_sync_ms_ = uv_now(loop_);
+  synced_once_ = true;
+  (void)send_(m);
+}
+
+void Settlement::on_ready() noexcept {
+  send_sync();
+  auto items = mirror_->outbox(kMaxReplayClaims);
+  if (!items.ok()) {
+    TG_ERROR(kLog, "outbox: %s", items.status().to_string().c_str());
+    return;
+  }
+  for (const OutboxItem& item : *items) send_claim(item);
+  if (!items->empty()) TG_INFO(kLog, "claimed %zu unsettled requests from the outbox", items->size());
+}
+
+void Settlement::on_ledger_message(const tunnel::Message& m) noexcept {
+  switch (tunnel::type_of(m)) {
+    case tunnel::Type::prices: on_prices(std::get<tunnel::Prices>(m)); return;
+    case tunnel::Type::settle: on_settle(std::get<tunnel::Settle>(m)); return;
+    case tunnel::Type::checkpoint: on_checkpoint(std::get<tunnel::Checkpoint>(m)); return;
+    case tunnel::Type::claim_rejected: on_claim_rejected(std::get<tunnel::ClaimRejected>(m)); return;
+    default: return;
+  }
+}
+
+void Settlement::on_prices(const tunnel::Prices& p) {
+  std::vector<std::pair<std::string, billing::ModelPrice>> entries;
+  for (const tunnel::PriceEntry& e : p.models) {
+    entries.emplace_back(e.model, billing::ModelPrice{e.input, e.cached_input, e.output});
+  }
+  auto table = billing::PriceTable::make(p.version, std::move(entries));
+  if (!table.ok()) {
+    TG_ERROR(kLog, "price version %llu from the hub refused: %s",
+             static_cast<unsigned long long>(p.version), table.status().message().c_str());
+    return;
+  }
+  Status s = mirror_->store_prices(*table);
+  if (!s.ok()) {
+    TG_ERROR(kLog, "%s", s.message().c_str());
+    return;
+  }
+  TG_DEBUG(kLog, "price version %llu stored (%zu models)", static_cast<unsigned long long>(p.version),
+           p.models.size());
+}
+
+void Settlement::on_settle(const tunnel::Settle& s) {
+  ledger::Entry e;
+  e.agent = mirror_->self();
+  e.seq = s.seq;
+  e.request_id = s.request_id;
+  e.model = s.model;
+  e.input = s.input;
+  e.cached = s.cached;
+  e.output = s.output;
+  e.estimated = s.estimated;
+  e.price_version = s.price_version;
+  e.cost = s.cost;
+  e.tier_ppm = s.tier_ppm;
+  e.credit = s.credit;
+  e.time_ms = s.time_ms;
+  e.prev = s.prev;
+  auto v = mirror_->apply(e, s.hash, unix_now_ms());
+  if (!v.ok()) {
+    // Storage trouble: nothing kept, no ack; the next sync sends it again.
+    TG_ERROR(kLog, "entry %llu not kept: %s", static_cast<unsigned long long>(s.seq),
+             v.status().to_string().c_str());
+    return;
+  }
+  tunnel::Ack ack;
+  ack.seq = s.seq;
+  ack.hash = s.hash;
+  ack.result = "ok";
+  switch (v->kind) {
+    case Verdict::Kind::appended:
+      ++stats_.appended;
+      if (v->status == EntryStatus::disputed) {
+        ++stats_.disputed;
+        ack.result = "dispute";
+        ack.message = v->message.substr(0, tunnel::kMaxText);
+        TG_WARN(kLog, "entry %llu (%s) disputed: %s", static_cast<unsigned long long>(s.seq),
+                s.request_id.c_str(), v->message.c_str());
+      } else if (v->status == EntryStatus::unobserved) {
+        ++stats_.unobserved;
+        TG_INFO(kLog, "entry %llu (%s) kept without our own reading (the call was lost here)",
+                static_cast<unsigned long long>(s.seq), s.request_id.c_str());
+      }
+      break;
+    case Verdict::Kind::duplicate:
+      break;
+    case Verdict::Kind::gap:
+      if (!synced_once_ || uv_now(loop_) - last_sync_ms_ >= kSyncIntervalMs) send_sync();
+      return;  // no ack: the entry comes again after the sync
+    case Verdict::Kind::rejected:
+      ++stats_.rejected;
+      ack.result = "dispute";
+      ack.message = v->message.substr(0, tunnel::kMaxText);
+      TG_ERROR(kLog, "entry %llu refused: %s", static_cast<unsigned long long>(s.seq),
+               v->message.c_str());
+      break;
+  }
+  (void)send_(ack);
+}
+
+void Settlement::on_checkpoint(const tunnel::Checkpoint& c) {
+  ledger::Checkpoint cp;
+  cp.agent = mirror_->self();
+  cp.seq = c.seq;
+  cp.head = c.head;
+  cp.total_cost = c.total_cost;
+  cp.total_credit = c.total_credit;
+  cp.time_ms = c.time_ms;
+  Status s = mirror_->store_checkpoint(cp, c.sig);
+  if (!s.ok()) {
+    TG_WARN(kLog, "checkpoint %llu not kept: %s", static_cast<unsigned long long>(c.seq),
+            s.message().c_str());
+    return;
+  }
+  ++stats_.checkpoints;
+  TG_DEBUG(kLog, "checkpoint %llu kept", static_cast<unsigned long long>(c.seq));
+}
+
+void Settlement::on_claim_rejected(const tunnel::ClaimRejected& r) {
+  ++stats_.refused_claims;
+  TG_WARN(kLog, "the hub refused the claim for %s (%s): %s", r.request_id.c_str(), r.code.c_str(),
+          r.message.c_str());
+  Status s = mirror_->claim_rejected(RejectedClaim{r.request_id, r.code, r.message, unix_now_ms()});
+  if (!s.ok()) TG_ERROR(kLog, "%s", s.to_string().c_str());
+}
+
+}  // namespace tg::agent

@@ -1,0 +1,70 @@
+// The agent's half of billing: every call that reached a vendor ends in the
+// outbox (LedgerMirror) and is claimed from the hub with the usage the agent
+// read itself; each `settle` the hub sends is verified against that reading
+// and the price table before it joins the mirrored chain, and acknowledged
+// (`ok` or `dispute`). After every (re)connect the agent syncs its chain head
+// and claims its whole outbox again; the hub settles by request id, so a
+// claim is never paid twice.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "agent/ledger_mirror.h"
+#include "agent/passthrough.h"
+#include "agent/tunnel_client.h"
+#include "shared/core/status.h"
+#include "shared/tunnel/messages.h"
+
+namespace tg::agent {
+
+// Claims sent per reconnect; the rest follow on the next one.
+constexpr size_t kMaxReplayClaims = 4096;
+// A gap in the chain triggers at most one sync per this interval.
+constexpr uint64_t kSyncIntervalMs = 1000;
+
+struct SettlementStats {
+  uint64_t recorded = 0;    // calls written to the outbox
+  uint64_t claims = 0;      // claims sent (live and replayed)
+  uint64_t appended = 0;    // entries kept
+  uint64_t disputed = 0;    // of which disputed
+  uint64_t unobserved = 0;  // of which the agent had no record
+  uint64_t rejected = 0;    // entries refused (bad hash, prev, conflict)
+  uint64_t refused_claims = 0;
+  uint64_t checkpoints = 0;
+};
+
+class Settlement final : public CallReporter, public LedgerLink {
+ public:
+  // Sends a control message on the live tunnel (Errc::closed when there is none).
+  using SendFn = std::function<Status(const tunnel::Message& m)>;
+
+  Settlement(uv_loop_t* loop, LedgerMirror* mirror, SendFn send);
+
+  void call_finished(const FinishedCall& f) noexcept override;
+  void on_welcome(const tunnel::Welcome& w) noexcept override;
+  void on_ready() noexcept override;
+  void on_ledger_message(const tunnel::Message& m) noexcept override;
+
+  const SettlementStats& stats() const noexcept { return stats_; }
+
+ private:
+  void send_claim(const OutboxItem& item);
+  void send_sync();
+  void on_settle(const tunnel::Settle& s);
+  void on_checkpoint(const tunnel::Checkpoint& c);
+  void on_prices(const tunnel::Prices& p);
+  void on_claim_rejected(const tunnel::ClaimRejected& r);
+
+  uv_loop_t* loop_;
+  LedgerMirror* mirror_;
+  SendFn send_;
+  uint64_t last_sync_ms_ = 0;
+  bool synced_once_ = false;
+  SettlementStats stats_;
+};
+
+}  // namespace tg::agent

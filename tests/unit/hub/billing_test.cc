@@ -1,0 +1,313 @@
+// Billing over a real SQLite ledger store and a real loop; the agent's side
+// of the tunnel is a list of the messages Billing sent.
+#include "hub/billing.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hub/ledger_sqlite.h"
+#include "hub/user_store.h"
+#include "shared/crypto/hash.h"
+#include "shared/ledger/checkpoint.h"
+#include "tests/unit/hub/hub_test_util.h"
+
+namespace tg::hub {
+namespace {
+
+constexpr uint32_t kTier = 800000;
+// An OpenAI answer with usage: 12 prompt tokens (4 cached), 30 completion.
+constexpr const char* kAnswer =
+    R"({"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant",)"
+    R"("content":"hi"}}],"usage":{"prompt_tokens":12,"completion_tokens":30,"total_tokens":42,)"
+    R"("prompt_tokens_details":{"cached_tokens":4}}})";
+
+billing::PriceTable prices(uint64_t version = 1) {
+  auto t = billing::PriceTable::make(
+      version, {{"*", billing::ModelPrice{3000000, 1000000, 7000000}},
+                {"gpt-cheap", billing::ModelPrice{100000, 50000, 400000}}});
+  EXPECT_TRUE(t.ok()) << t.status().message();
+  return std::move(*t);
+}
+
+class BillingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto users = UserStore::open(dir.file("hub.db"));
+    ASSERT_TRUE(users.ok());
+    ASSERT_TRUE(users->add_user("alice", 1).ok());
+    auto s = SqliteLedgerStore::open(dir.file("hub.db"));
+    ASSERT_TRUE(s.ok()) << s.status().to_string();
+    store = std::move(*s);
+    ASSERT_TRUE(store->credit_user("alice", 10 * billing::kMicrosPerUnit, 1).ok());
+    auto bal = store->user_balance("alice");
+    ASSERT_TRUE(bal.ok() && *bal);
+    user_id = (*bal)->user_id;
+    agent = crypto::KeyPair::generate().public_base64();
+    other = crypto::KeyPair::generate().public_base64();
+    settings.settle_batch = 1024;
+    settings.claim_grace_ms = 200;
+    settings.claim_window_ms = 3600000;
+    settings.checkpoint_every = 2;
+    billing = std::make_unique<Billing>(
+        loop, settings, store.get(), prices(), &key,
+        [this](const std::string& to, const tunnel::Message& m) {
+          sent.emplace_back(to, m);
+          return online;
+        },
+        [](const std::string&) -> Result<uint32_t> { return kTier; });
+    ASSERT_TRUE(billing->start().ok());
+  }
+  void TearDown() override {
+    billing->stop();
+    billing.reset();
+    ASSERT_TRUE(loop.close().ok());
+  }
+
+  // Runs the loop until `done` or 5 s.
+  template <typename F>
+  void run_until(F done) {
+    const uint64_t end = uv_now(loop) + 5000;
+    while (!done() && uv_now(loop) < end) uv_run(loop, UV_RUN_ONCE);
+    ASSERT_TRUE(done());
+  }
+  void run_for(uint64_t ms) {
+    Timer t(loop);
+    bool fired = false;
+    t.start(ms, 0, [&] { fired = true; });
+    while (!fired) uv_run(loop, UV_RUN_ONCE);
+  }
+
+  template <typename T>
+  std::vector<T> sent_of() const {
+    std::vector<T> out;
+    for (const auto& [to, m] : sent) {
+      if (auto* p = std::get_if<T>(&m)) out.push_back(*p);
+    }
+    return out;
+  }
+
+  Ticket* open(const std::string& id, const std::string& model = "gpt-x") {
+    auto t = billing->open(id, agent, user_id, model, billing::Api::chat, false, 100);
+    EXPECT_TRUE(t.ok()) << t.status().message();
+    return t.ok() ? *t : nullptr;
+  }
+  static void answer(Ticket* t, std::string_view body = kAnswer) {
+    t->meter().response_status(200);
+    t->meter().response_body(body);
+  }
+  static tunnel::Claim claim(const std::string& id, uint64_t in, uint64_t cached, uint64_t out,
+                             const std::string& model = "gpt-x") {
+    tunnel::Claim c;
+    c.request_id = id;
+    c.model = model;
+    c.input = in;
+    c.cached = cached;
+    c.output = out;
+    return c;
+  }
+
+  testing::TempDir dir;
+  Loop loop;
+  std::unique_ptr<SqliteLedgerStore> store;
+  crypto::KeyPair key = crypto::KeyPair::generate();
+  BillingSettings settings;
+  std::unique_ptr<Billing> billing;
+  std::vector<std::pair<std::string, tunnel::Message>> sent;
+  bool online = true;
+  int64_t user_id = 0;
+  std::string agent;
+  std::string other;
+};
+
+TEST_F(BillingTest, AgreeingClaimSettlesOnceWithExactCostAndCredit) {
+  Ticket* t = open("req-1");
+  answer(t);
+  billing->ended(t);
+  billing->on_claim(agent, claim("req-1", 8, 4, 30));
+  run_until([&] { return billing->settled_count() == 1; });
+  // 8 x 3 + 4 x 1 + 30 x 7 = 238 micro-units; credit floor(238 x 0.8) = 190.
+  auto s = store->settled("req-1");
+  ASSERT_TRUE(s.ok() && *s);
+  EXPECT_EQ((*s)->entry.cost, 238);
+  EXPECT_EQ((*s)->entry.credit, 190);
+  EXPECT_EQ((*s)->entry.seq, 1u);
+  EXPECT_FALSE((*s)->entry.estimated);
+  EXPECT_EQ(billing->mismatch_count(), 0u);
+  auto bal = store->user_balance("alice");
+  EXPECT_EQ((*bal)->balance, 10 * billing::kMicrosPerUnit - 238);
+  // The agent got the prices first, then the entry with its hash.
+  auto p = sent_of<tunnel::Prices>();
+  auto st = sent_of<tunnel::Settle>();
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0].version, 1u);
+  ASSERT_EQ(st.size(), 1u);
+  EXPECT_EQ(st[0].hash, ledger::hash((*s)->entry));
+  EXPECT_EQ(st[0].cost, 238);
+  // Pending row gone.
+  auto pending = store->pending("req-1");
+  EXPECT_TRUE(pending.ok() && !*pending);
+}
+
+TEST_F(BillingTest, ReplayedClaimGetsTheSameEntryNotASecondOne) {
+  Ticket* t = open("req-1");
+  answer(t);
+  billing->ended(t);
+  billing->on_claim(agent, claim("req-1", 8, 4, 30));
+  run_until([&] { return billing->settled_count() == 1; });
+  billing->on_claim(agent, claim("req-1", 8, 4, 30));
+  billing->on_claim(agent, claim("req-1", 999, 0, 999));  // even with other numbers
+  run_until([&] { return sent_of<tunnel::Settle>().size() == 3; });
+  auto st = sent_of<tunnel::Settle>();
+  EXPECT_EQ(st[1], st[0]);
+  EXPECT_EQ(st[2], st[0]);
+  EXPECT_EQ(billing->settled_count(), 1u);
+  auto chain = store->chain(agent);
+  EXPECT_EQ(chain->seq, 1u);
+}
+
+TEST_F(BillingTest, MismatchSettlesTheHubsReading) {
+  Ticket* t = open("req-1");
+  answer(t);
+  billing->ended(t);
+  billing->on_claim(agent, claim("req-1", 80, 4, 300));  // an agent inflating its usage
+  run_until([&] { return billing->settled_count() == 1; });
+  EXPECT_EQ(billing->mismatch_count(), 1u);
+  auto s = store->settled("req-1");
+  EXPECT_EQ((*s)->entry.input, 8u);
+  EXPECT_EQ((*s)->entry.output, 30u);
+}
+
+TEST_F(BillingTest, ClaimsForOthersOrUnknownRequestsAreRefused) {
+  Ticket* t = open("req-1");
+  answer(t);
+  billing->ended(t);
+  billing->on_claim(other, claim("req-1", 8, 4, 30));
+  billing->on_claim(agent, claim("never-sent", 1, 0, 1));
+  auto r = sent_of<tunnel::ClaimRejected>();
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].code, "not_yours");
+  EXPECT_EQ(r[1].code, "unknown_request");
+  EXPECT_EQ(sent[0].first, other);
+  // The real agent's claim still settles.
+  billing->on_claim(agent, claim("req-1", 8, 4, 30));
+  run_until([&] { return billing->settled_count() == 1; });
+}
+
+TEST_F(BillingTest, LostStreamSettlesTheAgentsLaterClaim) {
+  Ticket* t = open("req-1");
+  t->meter().response_status(200);
+  billing->lost(t);  // tunnel died before any byte
+  auto p = store->pending("req-1");
+  ASSERT_TRUE(p.ok() && *p && (*p)->observed);
+  // After a reconnect the agent claims what it forwarded.
+  billing->on_claim(agent, claim("req-1", 8, 4, 30));
+  run_until([&] { return billing->settled_count() == 1; });
+  auto s = store->settled("req-1");
+  EXPECT_EQ((*s)->entry.output, 30u);
+}
+
+TEST_F(BillingTest, UnclaimedLostStreamSettlesTheHubsReadingAfterTheGrace) {
+  Ticket* t = open("req-1");
+  t->meter().response_status(200);
+  t->meter().response_body(kAnswer);
+  billing->lost(t);
+  Ticket* t2 = open("req-2");
+  billing->lost(t2);  // nothing delivered: nothing owed
+  run_until([&] { return billing->settled_count() == 1; });
+  auto s = store->settled("req-1");
+  ASSERT_TRUE(s.ok() && *s);
+  EXPECT_EQ((*s)->entry.cost, 238);
+  run_until([&] {
+    auto p = store->pending("req-2");
+    return p.ok() && !*p;
+  });
+  auto none = store->settled("req-2");
+  EXPECT_TRUE(none.ok() && !*none);
+}
+
+TEST_F(BillingTest, CheckpointsAreSignedEveryNEntries) {
+  for (int i = 1; i <= 4; ++i) {
+    const std::string id = "req-" + std::to_string(i);
+    Ticket* t = open(id);
+    answer(t);
+    billing->ended(t);
+    billing->on_claim(agent, claim(id, 8, 4, 30));
+  }
+  run_until([&] { return billing->settled_count() == 4; });
+  auto cps = sent_of<tunnel::Checkpoint>();
+  ASSERT_FALSE(cps.empty());
+  const tunnel::Checkpoint& last = cps.back();
+  EXPECT_EQ(last.seq, 4u);
+  ledger::Checkpoint c;
+  c.agent = *crypto::parse_public_key(agent);
+  c.seq = last.seq;
+  c.head = last.head;
+  c.total_cost = last.total_cost;
+  c.total_credit = last.total_credit;
+  c.time_ms = last.time_ms;
+  EXPECT_TRUE(ledger::verify(key.public_key(), c, last.sig));
+  EXPECT_EQ(last.total_cost, 4 * 238);
+  auto stored = store->last_checkpoint(agent);
+  ASSERT_TRUE(stored.ok() && *stored);
+  EXPECT_EQ((*stored)->checkpoint.seq, 4u);
+}
+
+TEST_F(BillingTest, SyncSendsWhatTheAgentMissed) {
+  online = false;  // the agent is away while two requests settle
+  for (int i = 1; i <= 2; ++i) {
+    const std::string id = "req-" + std::to_string(i);
+    Ticket* t = open(id);
+    answer(t);
+    billing->ended(t);
+    billing->on_claim(agent, claim(id, 8, 4, 30));
+  }
+  run_until([&] { return billing->settled_count() == 2; });
+  online = true;
+  sent.clear();
+  billing->agent_online(agent);
+  tunnel::Sync s;  // the agent holds nothing
+  billing->on_sync(agent, s);
+  auto st = sent_of<tunnel::Settle>();
+  ASSERT_EQ(st.size(), 2u);
+  EXPECT_EQ(st[0].seq, 1u);
+  EXPECT_EQ(st[1].seq, 2u);
+  EXPECT_EQ(st[1].prev, st[0].hash);
+  ASSERT_FALSE(sent_of<tunnel::Prices>().empty());
+}
+
+TEST_F(BillingTest, BalanceUnderTheMinimumIsRefused) {
+  EXPECT_TRUE(billing->check_balance(user_id).ok());
+  ASSERT_TRUE(store->credit_user("alice", -10 * billing::kMicrosPerUnit, 2).ok());
+  EXPECT_TRUE(billing->check_balance(user_id).ok());  // 0 is not under the minimum of 0
+  ASSERT_TRUE(store->credit_user("alice", -1, 3).ok());
+  Status s = billing->check_balance(user_id);
+  EXPECT_EQ(s.code(), Errc::limit);
+  EXPECT_NE(s.message().find("-0.000001"), std::string::npos) << s.message();
+}
+
+TEST_F(BillingTest, UnpricedModelCannotOpen) {
+  auto only = billing::PriceTable::make(2, {{"gpt-cheap", billing::ModelPrice{1, 1, 1}}});
+  ASSERT_TRUE(only.ok());
+  Billing strict(loop, settings, store.get(), std::move(*only), &key,
+                 [](const std::string&, const tunnel::Message&) { return true; },
+                 [](const std::string&) -> Result<uint32_t> { return kTier; });
+  EXPECT_TRUE(strict.priced("gpt-cheap"));
+  EXPECT_FALSE(strict.priced("gpt-x"));
+  auto t = strict.open("r", agent, user_id, "gpt-x", billing::Api::chat, false, 1);
+  EXPECT_EQ(t.status().code(), Errc::not_found);
+}
+
+TEST_F(BillingTest, APriceVersionNeverChangesMeaning) {
+  auto changed = billing::PriceTable::make(1, {{"*", billing::ModelPrice{1, 1, 1}}});
+  ASSERT_TRUE(changed.ok());
+  Status s = store->record_prices(*changed, 5);
+  EXPECT_EQ(s.code(), Errc::invalid_argument);
+  EXPECT_TRUE(store->record_prices(prices(), 5).ok());  // the same table again is fine
+}
+
+}  // namespace
+}  // namespace tg::hub
