@@ -69,6 +69,9 @@ int ledger_verify(const cli::Parsed& args) {
   auto m = open_mirror(args);
   if (!m.ok()) return fail(what, m.status());
   LedgerMirror& mirror = **m;
+  // One read transaction: a consistent snapshot while the agent appends.
+  Status snap = mirror.db().exec("BEGIN");
+  if (!snap.ok()) return fail(what, snap);
   std::vector<std::string> problems;
   std::map<uint64_t, std::optional<billing::PriceTable>> prices;
   auto cps = mirror.checkpoints();
@@ -263,6 +266,8 @@ int ledger_export(const cli::Parsed& args) {
   auto m = open_mirror(args);
   if (!m.ok()) return fail(what, m.status());
   LedgerMirror& mirror = **m;
+  Status snap = mirror.db().exec("BEGIN");  // entries and checkpoints from one snapshot
+  if (!snap.ok()) return fail(what, snap);
   uint64_t after = 0;
   for (;;) {
     auto page = mirror.entries(after, kPage);

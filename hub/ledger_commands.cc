@@ -191,6 +191,9 @@ int ledger_verify(const cli::Parsed& args) {
   } else {
     key_note = "checkpoint signatures not checked: " + k.status().message();
   }
+  // One read transaction: a consistent snapshot while the hub settles.
+  Status snap = (*store)->db().exec("BEGIN");
+  if (!snap.ok()) return fail(what, snap);
   auto chains = (*store)->chains();
   if (!chains.ok()) return fail(what, chains.status());
   PriceCache prices(store->get());

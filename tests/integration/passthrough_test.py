@@ -39,9 +39,10 @@ def opt(w, name):
     return args[i + 1]
 
 
-def setup(w, hub_extra=""):
+def setup(w, hub_extra="", hub_sections=""):
     """Starts the fake vendor, the hub (with its user API), a user with a
-    token and one approved agent serving both providers; returns a dict."""
+    token and one approved agent serving both providers; returns a dict.
+    hub_extra: global hub.conf keys; hub_sections: sections appended."""
     fakes = os.path.abspath(opt(w, "fakes"))
     node = opt(w, "node")
     certs = w.path("vendor-certs")
@@ -59,7 +60,7 @@ def setup(w, hub_extra=""):
     w.write_hub_conf(0)
     # The user API settings are global keys: put them before [tunnel].
     conf = open(w.path("hub.conf")).read()
-    conf = ("user_listen = 127.0.0.1:0\n" + hub_extra + conf)
+    conf = ("user_listen = 127.0.0.1:0\n" + hub_extra + conf + hub_sections)
     open(w.path("hub.conf"), "w").write(conf)
     w.hub = Proc("hub", [w.hub_bin, "run", "--config", w.path("hub.conf")], w.dir)
     w.procs.append(w.hub)
@@ -89,7 +90,8 @@ def setup(w, hub_extra=""):
     agent = Proc("agent", [w.agent_bin, "run", "--config", agent_conf], w.dir, env=env)
     w.procs.append(agent)
     agent.wait_for(r"tunnel ready")
-    return {"api": api_port, "token": token, "vendor": vport, "agent": agent, "node": node}
+    return {"api": api_port, "token": token, "vendor": vport, "agent": agent, "node": node,
+            "pubkey": pub, "agent_conf": agent_conf, "agent_env": env}
 
 
 def post(port, path, body, token=None, headers=None, raw_body=None):
