@@ -124,6 +124,17 @@ void Billing::stop() {
   sweep_timer_.stop();
 }
 
+Status Billing::reload_prices(billing::PriceTable table, const std::vector<std::string>& online) {
+  if (table == prices_) return Status::success();
+  TG_TRY(store_->record_prices(table, unix_now_ms()));
+  TG_INFO(kLog, "prices version %llu (%zu models) replace version %llu for new requests",
+          static_cast<unsigned long long>(table.version()), table.entries().size(),
+          static_cast<unsigned long long>(prices_.version()));
+  prices_ = std::move(table);
+  for (const std::string& agent : online) send_prices_if_needed(agent, prices_.version());
+  return Status::success();
+}
+
 Status Billing::check_balance(int64_t user_id) {
   auto b = store_->balance_of(user_id);
   if (!b.ok()) return b.status();

@@ -100,6 +100,11 @@ class Billing {
   void stop();
 
   const billing::PriceTable& prices() const noexcept { return prices_; }
+  // SIGHUP: a new price table for requests from now on (settled and
+  // pending ones keep the version they started with). The table is recorded
+  // first: a version that changes meaning is refused and nothing changes.
+  // `online` agents get the new table at once.
+  Status reload_prices(billing::PriceTable table, const std::vector<std::string>& online);
   const BillingSettings& settings() const noexcept { return settings_; }
 
   // Whether `user_id` may start a request: balance >= min_balance.

@@ -1,12 +1,14 @@
 // tokengo-hub: entry point. Declares the commands and dispatches; the hub's
 // work lives in the modules beside this file.
 #include <string>
+#include <vector>
 
 #include "hub/agent_commands.h"
 #include "hub/cert_command.h"
 #include "hub/config.h"
 #include "hub/ledger_commands.h"
 #include "hub/run.h"
+#include "shared/billing/prices.h"
 #include "hub/user_commands.h"
 #include "shared/cli/check_config.h"
 #include "shared/cli/keys.h"
@@ -22,7 +24,13 @@ int dispatch(const tg::cli::Parsed& args) {
   if (args.command == "pubkey") return tg::cli::run_pubkey(args, kDefaultKey);
   if (args.command == "check-config") {
     const std::string config = args.get("config", tg::hub::kDefaultConfigPath);
-    return tg::cli::report_config(config, tg::hub::load(config).errors);
+    tg::hub::LoadResult loaded = tg::hub::load(config);
+    std::vector<tg::config::Diagnostic> errors = loaded.errors;
+    if (loaded.config) {  // the price table it names is part of the configuration
+      auto prices = tg::billing::load_prices(loaded.config->billing.prices);
+      errors.insert(errors.end(), prices.errors.begin(), prices.errors.end());
+    }
+    return tg::cli::report_config(config, errors);
   }
   if (args.command == "cert") return tg::hub::run_cert(args);
   if (args.command == "pin") return tg::hub::run_pin(args);

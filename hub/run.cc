@@ -176,7 +176,23 @@ int run_daemon(const cli::Parsed& args) {
       };
       s = term.start(SIGTERM, on_stop);
       if (s.ok()) s = intr.start(SIGINT, on_stop);
-      if (s.ok()) s = hup.start(SIGHUP, [](int) { TG_INFO(kLog, "SIGHUP: nothing to reload yet"); });
+      if (s.ok()) {
+        s = hup.start(SIGHUP, [&](int) {
+          billing::PricesLoad reloaded = billing::load_prices(cfg.billing.prices);
+          if (!reloaded.table) {
+            for (const auto& d : reloaded.errors) {
+              TG_ERROR(kLog, "SIGHUP: %s (keeping the prices in force)", d.to_string().c_str());
+            }
+            return;
+          }
+          std::vector<std::string> online;
+          for (const Tunnels::Entry* e : server->tunnels().all()) {
+            if (e->registered) online.push_back(e->pubkey);
+          }
+          Status r = billing->reload_prices(std::move(*reloaded.table), online);
+          if (!r.ok()) TG_ERROR(kLog, "SIGHUP: %s (keeping the prices in force)", r.message().c_str());
+        });
+      }
       if (!s.ok()) {
         code = startup_error("signals", s);
       } else {

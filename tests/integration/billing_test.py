@@ -234,6 +234,32 @@ def case_rebuild_from_edge_restores_what_the_hub_lost(w):
     assert "already holds" in w.cli("ledger", "import", w.path("edge.jsonl"))
 
 
+def case_sighup_reloads_prices_without_repricing(w):
+    env = setup(w)
+    api, tok = env["api"], env["token"]
+    assert post(api, "/v1/chat/completions", chat("fake-echo"), tok)[0] == 200
+    wait_settled(w, env, "alice", 1)
+    # Version 1 must keep its meaning: a changed table under the same
+    # version is refused and the old prices stay in force.
+    open(w.path("prices.conf"), "w").write(
+        "version = 1\n[price all]\nmodel = *\ninput = 1\noutput = 1\n")
+    w.hub.mark()
+    w.hub.signal(1)
+    w.hub.wait_for(r"SIGHUP: .*keeping the prices in force")
+    # Version 2 applies to new requests only.
+    open(w.path("prices.conf"), "w").write(
+        "version = 2\n[price all]\nmodel = *\ninput = 10000000\noutput = 20000000\n")
+    w.hub.signal(1)
+    w.hub.wait_for(r"prices version 2 \(1 models\) replace version 1")
+    assert post(api, "/v1/chat/completions", chat("fake-echo"), tok)[0] == 200
+    u, a = wait_settled(w, env, "alice", 2)
+    first, second = export(w, env)
+    assert (first["price_version"], first["cost"]) == (1, 5 * 3 + 5 * 7), first
+    assert (second["price_version"], second["cost"]) == (2, 5 * 10 + 5 * 20), second
+    assert a["agreed"] == 2, a  # the agent got version 2 before the entry that uses it
+    assert hub_json(w, "ledger", "verify")["ok"]
+
+
 def restart_hub(w):
     """Starts the hub again on the ports it had (agents and users reconnect)."""
     conf = open(w.path("hub.conf")).read()
