@@ -30,6 +30,7 @@ constexpr std::string_view timeout = "timeout";
 constexpr std::string_view agent_failed = "agent_failed";
 constexpr std::string_view internal = "internal_error";
 constexpr std::string_view insufficient_balance = "insufficient_quota";
+constexpr std::string_view rate_limited = "rate_limit_exceeded";
 }  // namespace api_code
 
 // The `type` each API uses for an HTTP status (OpenAI: invalid_request_error

@@ -157,13 +157,15 @@ void reply_json(http::Exchange& ex, int status, const std::string& body,
 }  // namespace
 
 void reply_api_error(http::Exchange& ex, Dialect dialect, int status, std::string_view message,
-                     std::string_view code, const std::string& request_id) {
+                     std::string_view code, const std::string& request_id,
+                     const std::vector<std::pair<std::string, std::string>>& extra_headers) {
   const std::string body = error_body(dialect, status, message, code);
   http::ResponseHead head;
   head.status = status;
   head.headers.add("content-type", "application/json");
   head.headers.add("content-length", std::to_string(body.size()));
   head.headers.add("x-request-id", request_id);
+  for (const auto& [name, value] : extra_headers) head.headers.add(name, value);
   if (status == 401) head.headers.add("www-authenticate", "Bearer");
   if (status == 503) head.headers.add("retry-after", "1");
   if (!ex.respond(std::move(head)).ok()) return;
@@ -172,6 +174,24 @@ void reply_api_error(http::Exchange& ex, Dialect dialect, int status, std::strin
 }
 
 namespace {
+
+// The agent refused for lack of vendor capacity (its bucket, or a vendor 429).
+constexpr std::string_view kRateLimitedError = "rate_limited";
+// A failover needs at least this much of the request deadline left.
+constexpr uint64_t kMinFailoverMs = 100;
+
+// How an agent's stream error counts for failover: a capacity refusal
+// (another agent may take it, no penalty), a failure of the agent or its
+// vendor (penalised), or nullopt: no other agent would do better (the
+// request itself is bad, or its deadline passed).
+std::optional<Outcome> failover_outcome(std::string_view code) {
+  namespace se = tunnel::stream_error;
+  if (code == se::busy || code == se::shutting_down || code == kRateLimitedError) {
+    return Outcome::no_capacity;
+  }
+  if (code == se::bad_request || code == se::deadline_exceeded) return std::nullopt;
+  return Outcome::failed;
+}
 
 // Stream errors an agent answers at once, without calling a vendor.
 bool refused_before_vendor(std::string_view code) {
@@ -268,6 +288,7 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
         on_response(std::get<tunnel::Response>(m));
         return;
       case tunnel::Type::finish:
+        if (state_ != State::streaming) report(Outcome::failed);
         forget_channel(true);  // the channel is gone once this returns
         if (state_ != State::streaming) {
           fail(502, "the agent finished without an answer", api_code::agent_failed);
@@ -283,10 +304,17 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
           server_->billing_->cancel(ticket_);
           ticket_ = nullptr;
         }
-        forget_channel(true);
         const auto& e = std::get<tunnel::Error>(m);
-        const int status = status_for_stream_error(e.code);
+        const std::optional<Outcome> outcome = failover_outcome(e.code);
+        if (state_ == State::routed) report(outcome.value_or(Outcome::abandoned));
+        forget_channel(true);
+        int status = status_for_stream_error(e.code);
+        if (e.code == kRateLimitedError) {
+          status = 429;  // the vendor's 429, when no other agent could take it
+          retry_after_s_ = 1;
+        }
         std::string text = "agent: " + e.code + (e.message.empty() ? "" : ": " + e.message);
+        if (outcome && fail_over(*outcome, status, text, e.code)) return;
         fail(status, text, e.code);
         return;
       }
@@ -332,9 +360,11 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
   void on_channel_writable(tunnel::Channel&) noexcept override { pump_body(); }
 
   void on_channel_closed(tunnel::Channel&, const Status& why) noexcept override {
+    report(Outcome::failed);  // the tunnel broke (no-op once answered)
     forget_channel(false);
-    fail(502, "the agent connection ended the request (" + why.message() + ")",
-         api_code::agent_failed);
+    const std::string text = "the agent connection ended the request (" + why.message() + ")";
+    if (fail_over(Outcome::failed, 502, text, api_code::agent_failed)) return;
+    fail(502, text, api_code::agent_failed);
   }
 
   // ---- steps ----
@@ -401,27 +431,50 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
         }
       }
     }
+    // Per-token limits (GCRA); the headers go on every answer.
+    Limits limits = server_->limits_;
+    if (who_.rpm) limits.rpm = *who_.rpm;
+    if (who_.tpm) limits.tpm = *who_.tpm;
+    limits_ = limits;
+    RateDecision rate = server_->limiter_.admit(who_.token_id, limits, uv_now(server_->loop_));
+    rate_headers_ = std::move(rate.headers);
+    if (!rate.allowed) {
+      retry_after_s_ = static_cast<uint64_t>((rate.retry_after_ms + 999) / 1000);
+      fail(429, "rate limit of this token reached (requests or tokens per minute); retry in " +
+                    std::to_string(retry_after_s_) + " s",
+           api_code::rate_limited);
+      return;
+    }
     const http::RequestHead& req = ex_->request();
-    tunnel::Call call;
-    call.request_id = id_;
-    call.model = model_;
-    call.method = "POST";
-    call.path = path_;
-    call.stream = stream_;
-    const uint64_t now = uv_now(server_->loop_);
-    const uint64_t end = started_ms_ + server_->settings_.request_deadline_ms;
-    call.deadline_ms = static_cast<uint32_t>(
-        std::clamp<uint64_t>(end > now ? end - now : 1, 1, tunnel::kMaxDeadlineMs));
+    call_.model = model_;
+    call_.method = "POST";
+    call_.path = path_;
+    call_.stream = stream_;
     for (const http::Header& h : req.headers) {
       const std::string name = lowercase(h.name);
       bool wanted = false;
       for (std::string_view f : kForwardedRequestHeaders) wanted = wanted || name == f;
       if (!wanted || !forwardable_value(h.value)) continue;
-      if (call.headers.size() >= tunnel::kMaxHeaders - 1) break;
-      call.headers.emplace_back(name, h.value);
+      if (call_.headers.size() >= tunnel::kMaxHeaders - 1) break;
+      call_.headers.emplace_back(name, h.value);
     }
-    call.headers.emplace_back("x-request-id", id_);
+    call_.headers.emplace_back("x-request-id", id_);
+    dispatch();
+  }
 
+  // Sends the request to the best agent not tried yet: attempt 1, or a
+  // failover attempt after a failure before any byte reached the user. Each
+  // attempt has its own request id (the settlement key): <id>, <id>-2, ...
+  void dispatch() {
+    ++attempt_;
+    tunnel::Call call = call_;
+    call.request_id = attempt_ == 1 ? id_ : id_ + "-" + std::to_string(attempt_);
+    const uint64_t now = uv_now(server_->loop_);
+    const uint64_t end = started_ms_ + server_->settings_.request_deadline_ms;
+    call.deadline_ms = static_cast<uint32_t>(
+        std::clamp<uint64_t>(end > now ? end - now : 1, 1, tunnel::kMaxDeadlineMs));
+
+    Billing* billing = server_->billing_;
     CallHooks hooks;
     Status billing_error;
     if (billing) {
@@ -440,7 +493,7 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
         ticket_ = nullptr;
       };
     }
-    auto routed = server_->router_.open(call, this, hooks);
+    auto routed = server_->router_.open(call, this, hooks, tried_);
     if (!routed.ok()) {
       const Status& s = routed.status();
       if (!billing_error.ok()) {
@@ -452,7 +505,9 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
         }
         return;
       }
-      if (s.code() == Errc::not_found) {
+      if (attempt_ > 1) {
+        fail(last_failure_status_, last_failure_, last_failure_code_);
+      } else if (s.code() == Errc::not_found) {
         fail(404, "model '" + model_ + "' does not exist or no agent serves it",
              api_code::model_not_found);
       } else if (s.code() == Errc::limit || s.code() == Errc::closed) {
@@ -465,10 +520,44 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
       return;
     }
     route_ = std::move(routed.value());
-    transition(State::routed);
-    TG_DEBUG(kLog, "%s: user %s model %s -> agent %s stream %u", id_.c_str(), who_.user.c_str(),
-             printable(model_).c_str(), short_key(route_->pubkey).c_str(), route_->channel->id());
+    tried_.push_back(route_->pubkey);
+    attempt_started_ms_ = uv_now(server_->loop_);
+    reported_ = false;
+    body_sent_ = 0;
+    body_fin_sent_ = false;
+    if (state_ == State::reading) transition(State::routed);
+    TG_DEBUG(kLog, "%s: user %s model %s -> agent %s stream %u (attempt %u)", id_.c_str(),
+             who_.user.c_str(), printable(model_).c_str(), short_key(route_->pubkey).c_str(),
+             route_->channel->id(), attempt_);
     pump_body();
+  }
+
+  // The attempt failed before any byte reached the user. Tries the next
+  // agent when one may still help; false: the caller answers the failure.
+  bool fail_over(Outcome outcome, int status, const std::string& message, std::string_view code) {
+    report(outcome);
+    last_failure_status_ = status;
+    last_failure_ = message;
+    last_failure_code_ = std::string(code);
+    if (state_ != State::routed || !ex_ || server_->stopping_ || server_->tunnels_->stopping()) {
+      return false;
+    }
+    if (attempt_ >= server_->routing_.max_attempts) return false;
+    const uint64_t now = uv_now(server_->loop_);
+    if (now + kMinFailoverMs >= started_ms_ + server_->settings_.request_deadline_ms) return false;
+    if (!server_->router_.has_candidate(model_, tried_)) return false;
+    TG_INFO(kLog, "%s: attempt %u on agent %s failed (%s); trying another agent", id_.c_str(),
+            attempt_, tried_.empty() ? "-" : short_key(tried_.back()).c_str(), message.c_str());
+    end_channel(tunnel::abort_reason::shutdown);
+    dispatch();
+    return true;
+  }
+
+  // Tells the router how the current attempt went (once per attempt).
+  void report(Outcome outcome) {
+    if (reported_ || !route_) return;
+    reported_ = true;
+    server_->router_.report(*route_, outcome, uv_now(server_->loop_) - attempt_started_ms_);
   }
 
   // Sends the buffered body within the channel's credit; resumed by
@@ -493,7 +582,7 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
       body_sent_ += n;
       if (fin) {
         body_fin_sent_ = true;
-        std::string().swap(body_);
+        // body_ stays until an answer reaches the user: a failover sends it again.
       }
     }
   }
@@ -501,11 +590,22 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
   void on_response(const tunnel::Response& r) {
     if (state_ != State::routed || !ex_) return;
     if (r.status < 200) {
+      report(Outcome::failed);
       end_channel(tunnel::abort_reason::shutdown);
       fail(502, "the agent answered with status " + std::to_string(r.status),
            api_code::agent_failed);
       return;
     }
+    if (r.status >= 500 || r.status == 429) {
+      // Nothing reached the user yet: another agent may answer. Without one,
+      // the vendor's answer goes through as it is.
+      const Outcome o = r.status == 429 ? Outcome::no_capacity : Outcome::failed;
+      if (fail_over(o, 502, "the vendor answered " + std::to_string(r.status), api_code::agent_failed)) {
+        return;
+      }
+    }
+    report(r.status == 429 ? Outcome::no_capacity : Outcome::answered);
+    std::string().swap(body_);  // answered: no failover from here on
     http::ResponseHead head;
     head.status = static_cast<int>(r.status);
     for (const auto& [name, value] : r.headers) {
@@ -515,6 +615,7 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
       head.headers.add(lower, value);
     }
     head.headers.add("x-request-id", id_);
+    for (const auto& [name, value] : rate_headers_) head.headers.add(name, value);
     if (sse_) {
       head.headers.add("cache-control", "no-cache");
       head.headers.add("x-accel-buffering", "no");
@@ -575,7 +676,9 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
     if (state_ != State::streaming) {
       status_ = status;
       error_code_ = std::string(code);
-      reply_api_error(*ex_, dialect_, status, message, code, id_);
+      std::vector<std::pair<std::string, std::string>> extra = rate_headers_;
+      if (status == 429) extra.emplace_back("retry-after", std::to_string(std::max<uint64_t>(retry_after_s_, 1)));
+      reply_api_error(*ex_, dialect_, status, message, code, id_, extra);
       ex_ = nullptr;
       complete();
       return;
@@ -607,6 +710,8 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
   // directions are done) and releases its routing slot.
   void end_channel(std::string_view reason) {
     if (!route_) return;
+    report(Outcome::abandoned);
+    charge_tokens();
     tunnel::Channel* ch = route_->channel;
     server_->router_.release(*route_);
     route_.reset();
@@ -625,6 +730,8 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
   // error arrived, the hub saw every byte; otherwise the tunnel was lost.
   void forget_channel(bool complete) {
     if (!route_) return;
+    report(Outcome::abandoned);
+    charge_tokens();
     server_->router_.release(*route_);
     route_.reset();
     if (ticket_) {
@@ -635,6 +742,15 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
       }
       ticket_ = nullptr;
     }
+  }
+
+  // The answer's tokens count against the token's tokens-per-minute limit
+  // (the hub's own reading; the rest that crossed an abort is not counted).
+  void charge_tokens() {
+    if (!ticket_ || state_ != State::streaming || limits_.tpm == 0) return;
+    const billing::Usage u = ticket_->meter().result();
+    server_->limiter_.charge_tokens(who_.token_id, limits_, u.input + u.cached + u.output,
+                                    uv_now(server_->loop_));
   }
 
   // Forwards what the usage-chunk filter still holds (the stream ended).
@@ -671,6 +787,17 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
   size_t body_sent_ = 0;
   bool body_fin_sent_ = false;
   std::optional<Route> route_;  // set while the channel is open
+  tunnel::Call call_;           // the call of every attempt but its id and deadline
+  uint32_t attempt_ = 0;        // 1.. max_attempts
+  std::vector<std::string> tried_;  // agents of earlier attempts
+  uint64_t attempt_started_ms_ = 0;
+  bool reported_ = false;       // the router heard how the current attempt went
+  int last_failure_status_ = 502;
+  std::string last_failure_;
+  std::string last_failure_code_;
+  Limits limits_;
+  std::vector<std::pair<std::string, std::string>> rate_headers_;
+  uint64_t retry_after_s_ = 0;
   billing::Api api_ = billing::Api::chat;
   Ticket* ticket_ = nullptr;    // metering this attempt; handed to billing when the channel ends
   bool injected_ = false;       // include_usage was added to the user's request
@@ -693,14 +820,17 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
 // ---- ApiServer ----
 
 ApiServer::ApiServer(uv_loop_t* loop, const ApiSettings& settings, TunnelServer* tunnels,
-                     UserStore* users, std::shared_ptr<tls::ServerContext> tls, Billing* billing)
+                     UserStore* users, std::shared_ptr<tls::ServerContext> tls, Billing* billing,
+                     const LimitSettings& limits, const RoutingSettings& routing)
     : loop_(loop),
       settings_(settings),
       tunnels_(tunnels),
       users_(users),
       billing_(billing),
       tls_(std::move(tls)),
-      router_(loop, tunnels->tunnels()),
+      router_(loop, tunnels->tunnels(), routing.penalty_ms),
+      routing_(routing),
+      limits_{limits.rpm, limits.tpm},
       listener_(loop),
       reap_timer_(loop) {
   created_s_ = unix_now_ms() / 1000;

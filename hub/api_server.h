@@ -20,6 +20,7 @@
 
 #include "hub/api_errors.h"
 #include "hub/config.h"
+#include "hub/rate_limit.h"
 #include "hub/router.h"
 #include "hub/user_store.h"
 #include "shared/core/loop.h"
@@ -51,7 +52,8 @@ class ApiServer final : private http::ServerHandler {
   // plain HTTP. `billing` (may be null: nothing is billed, tests) must
   // outlive the server.
   ApiServer(uv_loop_t* loop, const ApiSettings& settings, TunnelServer* tunnels, UserStore* users,
-            std::shared_ptr<tls::ServerContext> tls, Billing* billing = nullptr);
+            std::shared_ptr<tls::ServerContext> tls, Billing* billing = nullptr,
+            const LimitSettings& limits = {}, const RoutingSettings& routing = {});
   // Closes every connection and aborts every open stream (abort{shutdown});
   // no callback fires. Must not run inside a callback of this server.
   ~ApiServer() override;
@@ -88,6 +90,9 @@ class ApiServer final : private http::ServerHandler {
   Billing* billing_;
   std::shared_ptr<tls::ServerContext> tls_;
   Router router_;
+  RoutingSettings routing_;
+  Limits limits_;        // hub.conf [limits]; a user's own replace them
+  RateLimiter limiter_;
   net::TcpListener listener_;
   std::unique_ptr<http::Server> http_;
   std::unordered_map<Request*, std::unique_ptr<Request>> requests_;
@@ -100,6 +105,7 @@ class ApiServer final : private http::ServerHandler {
 // Sends an error answer in `dialect`'s format with x-request-id. For quick
 // refusals (401, 404, 413...).
 void reply_api_error(http::Exchange& ex, Dialect dialect, int status, std::string_view message,
-                     std::string_view code, const std::string& request_id);
+                     std::string_view code, const std::string& request_id,
+                     const std::vector<std::pair<std::string, std::string>>& extra_headers = {});
 
 }  // namespace tg::hub

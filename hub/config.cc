@@ -69,6 +69,15 @@ config::Schema make_schema() {
       Key{"checkpoint_interval", Type::duration, "60s", 100, 24 * kHour, nullptr, nullptr},
       Key{"settle_batch", Type::integer, "1024", 1, 65536, nullptr, nullptr},
   }});
+  s.sections.push_back({"limits", false, false, {
+      Key{"rpm", Type::integer, "600", 0, 100000000, nullptr, "requests per minute per token; 0 = no limit"},
+      Key{"tpm", Type::integer, "2000000", 0, 1000000000000, nullptr,
+          "tokens per minute per token; 0 = no limit"},
+  }});
+  s.sections.push_back({"routing", false, false, {
+      Key{"max_attempts", Type::integer, "3", 1, 10, nullptr, nullptr},
+      Key{"penalty", Type::duration, "60s", 0, kHour, nullptr, nullptr},
+  }});
   return s;
 }
 
@@ -141,6 +150,12 @@ LoadResult finish(config::ParseResult parsed) {
   bs.checkpoint_every = static_cast<uint64_t>(b.integer("checkpoint_every"));
   bs.checkpoint_interval_ms = b.duration_ms("checkpoint_interval");
   bs.settle_batch = static_cast<size_t>(b.integer("settle_batch"));
+  const config::Section& l = *c.section("limits");
+  h.limits.rpm = static_cast<uint64_t>(l.integer("rpm"));
+  h.limits.tpm = static_cast<uint64_t>(l.integer("tpm"));
+  const config::Section& r = *c.section("routing");
+  h.routing.max_attempts = static_cast<uint32_t>(r.integer("max_attempts"));
+  h.routing.penalty_ms = r.duration_ms("penalty");
   if (bs.claim_window_ms <= api.request_deadline_ms + bs.claim_grace_ms) {
     err(b, "claim_window", "claim_window must be longer than request_deadline + claim_grace");
   }

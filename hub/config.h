@@ -58,6 +58,18 @@ struct BillingSettings {
   size_t settle_batch = 1024;       // settlements per transaction at most
 };
 
+// Per-token rate limits on the user API (rate_limit.h); users may override.
+struct LimitSettings {
+  uint64_t rpm = 0;  // requests per minute per token; 0 = none
+  uint64_t tpm = 0;  // tokens (input + output) per minute per token; 0 = none
+};
+
+// Routing and failover (router.h, api_server.h).
+struct RoutingSettings {
+  uint32_t max_attempts = 3;      // agents tried per request, before any byte reached the user
+  uint64_t penalty_ms = 60000;    // a failed agent gets no new request this long, then one probe
+};
+
 struct HubConfig {
   std::string file;
   net::HostPort agent_listen;     // TLS + WebSocket for agents
@@ -71,6 +83,8 @@ struct HubConfig {
   TunnelSettings tunnel;
   ApiSettings api;
   BillingSettings billing;
+  LimitSettings limits;
+  RoutingSettings routing;
 };
 
 const config::Schema& schema();

@@ -14,15 +14,28 @@ bool usable(const Tunnels::Entry* e) {
          !e->tunnel->session().closing() && e->in_flight < e->max_parallel;
 }
 
-// a is less loaded than b: in_flight/max_parallel compared without division.
-bool less_loaded(const Tunnels::Entry* a, const Tunnels::Entry* b) {
-  return static_cast<uint64_t>(a->in_flight) * b->max_parallel <
-         static_cast<uint64_t>(b->in_flight) * a->max_parallel;
+// Healthy enough for a new request now: not penalised, or its penalty is
+// over and no probe is in flight yet; and the model not out of capacity.
+bool healthy(const Tunnels::Entry* e, std::string_view model, uint64_t now) {
+  if (e->penalty_until_ms != 0 && (now < e->penalty_until_ms || e->probing)) return false;
+  auto it = e->busy_until.find(std::string(model));
+  return it == e->busy_until.end() || now >= it->second;
+}
+
+// a goes before b: less loaded (in_flight/max_parallel without division),
+// then a better success rate, then a lower latency.
+bool better(const Tunnels::Entry* a, const Tunnels::Entry* b) {
+  const uint64_t la = static_cast<uint64_t>(a->in_flight) * b->max_parallel;
+  const uint64_t lb = static_cast<uint64_t>(b->in_flight) * a->max_parallel;
+  if (la != lb) return la < lb;
+  if (a->success > b->success + 0.05 || b->success > a->success + 0.05) return a->success > b->success;
+  return a->latency_ms < b->latency_ms;
 }
 
 }  // namespace
 
-Router::Router(uv_loop_t* loop, Tunnels& tunnels) : tunnels_(tunnels), sweep_timer_(loop) {}
+Router::Router(uv_loop_t* loop, Tunnels& tunnels, uint64_t penalty_ms)
+    : loop_(loop), tunnels_(tunnels), penalty_ms_(penalty_ms), sweep_timer_(loop) {}
 
 void Router::start() {
   sweep();
@@ -63,14 +76,21 @@ std::vector<std::string> Router::online_models() {
 }
 
 Result<Route> Router::open(const tunnel::Call& call, tunnel::ChannelHandler* handler,
-                           const CallHooks& hooks) {
+                           const CallHooks& hooks, const std::vector<std::string>& exclude) {
   std::vector<Tunnels::Entry*> all = tunnels_.tunnels_for(call.model);
   if (!all.empty()) remember(call.model);
+  const uint64_t now = uv_now(loop_);
   std::vector<Tunnels::Entry*> ready;
   ready.reserve(all.size());
+  std::vector<Tunnels::Entry*> penalised;
   for (Tunnels::Entry* e : all) {
-    if (usable(e)) ready.push_back(e);
+    if (!usable(e)) continue;
+    if (std::find(exclude.begin(), exclude.end(), e->pubkey) != exclude.end()) continue;
+    (healthy(e, call.model, now) ? ready : penalised).push_back(e);
   }
+  // Penalised or busy agents only when nothing else could take the request:
+  // a degraded answer beats none.
+  if (ready.empty()) ready.swap(penalised);
   if (ready.empty()) {
     if (all.empty() && !known(call.model)) {
       return error(Errc::not_found, "no agent serves model '" + call.model + "'");
@@ -83,7 +103,7 @@ Result<Route> Router::open(const tunnel::Call& call, tunnel::ChannelHandler* han
     crypto::random_bytes(&r, sizeof r);
     std::swap(ready[i - 1], ready[r % i]);
   }
-  std::stable_sort(ready.begin(), ready.end(), less_loaded);
+  std::stable_sort(ready.begin(), ready.end(), better);
   Status last = error(Errc::limit, "no agent for model '" + call.model + "' has a free slot now");
   for (Tunnels::Entry* e : ready) {
     if (hooks.before) {
@@ -98,6 +118,7 @@ Result<Route> Router::open(const tunnel::Call& call, tunnel::ChannelHandler* han
       continue;  // this tunnel is full (max_streams) or closing: try the next
     }
     ++e->in_flight;
+    if (e->penalty_until_ms != 0) e->probing = true;  // the one test request
     Route r;
     r.channel = *ch;
     r.pubkey = e->pubkey;
@@ -106,6 +127,57 @@ Result<Route> Router::open(const tunnel::Call& call, tunnel::ChannelHandler* han
   }
   if (last.code() == Errc::closed) return last;
   return error(Errc::limit, last.message());
+}
+
+void Router::report(const Route& route, Outcome outcome, uint64_t latency_ms) noexcept {
+  Tunnels::Entry* e = tunnels_.find(route.pubkey);
+  if (!e || e->tunnel != route.tunnel) return;
+  const uint64_t now = uv_now(loop_);
+  switch (outcome) {
+    case Outcome::answered:
+      e->success += kHealthWeight * (1.0 - e->success);
+      e->latency_ms += kHealthWeight * (static_cast<double>(latency_ms) - e->latency_ms);
+      if (e->probing || (e->penalty_until_ms != 0 && now >= e->penalty_until_ms)) {
+        e->penalty_until_ms = 0;  // the probe went through: back in rotation
+      }
+      e->probing = false;
+      return;
+    case Outcome::failed:
+      e->success += kHealthWeight * (0.0 - e->success);
+      e->penalty_until_ms = std::max<uint64_t>(now + penalty_ms_, 1);
+      e->probing = false;
+      return;
+    case Outcome::no_capacity:
+    case Outcome::abandoned:
+      e->probing = false;  // no verdict: the next request may probe again
+      return;
+  }
+}
+
+bool Router::has_candidate(std::string_view model, const std::vector<std::string>& exclude) const {
+  const uint64_t now = uv_now(loop_);
+  bool any = false;
+  for (const Tunnels::Entry* e : tunnels_.tunnels_for(model)) {
+    if (!usable(e) || std::find(exclude.begin(), exclude.end(), e->pubkey) != exclude.end()) continue;
+    if (healthy(e, model, now)) return true;
+    any = true;
+  }
+  return any;  // only penalised ones left: still better than nothing
+}
+
+void Router::capacity(const std::string& agent, const std::vector<std::string>& models,
+                      uint64_t ready_in_ms, uint32_t rpm) {
+  Tunnels::Entry* e = tunnels_.find(agent);
+  if (!e) return;
+  const uint64_t until = uv_now(loop_) + ready_in_ms;
+  for (const std::string& m : models) {
+    if (ready_in_ms == 0) {
+      e->busy_until.erase(m);
+    } else if (e->busy_until.size() < kMaxBusyModels || e->busy_until.count(m)) {
+      e->busy_until[m] = until;
+    }
+  }
+  e->reported_rpm = rpm;
 }
 
 void Router::release(const Route& route) noexcept {

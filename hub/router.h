@@ -1,8 +1,13 @@
 // Request routing: picks the tunnel that carries a user request for a model
-// (the least loaded registered agent by in_flight / max_parallel, ties broken
-// at random, full ones skipped), opens the stream on it and keeps
-// Tunnels::Entry::in_flight. Remembers which models were ever served, to tell
-// "unknown model" (404) from "no agent for it now" (503). Owns no tunnel.
+// and opens the stream on it. Candidates: registered agents serving the
+// model with a free slot, not penalised, not reporting the model out of
+// capacity, not already tried for this request. Order: the lowest
+// in_flight / max_parallel, then the best recent success rate, then the
+// lowest recent latency, ties at random. Keeps Tunnels::Entry::in_flight and
+// the health the request reports back (report()): a failed agent gets no new
+// request for the penalty, then exactly one probe. Remembers which models
+// were ever served, to tell "unknown model" (404) from "no agent for it now"
+// (503). Owns no tunnel.
 #pragma once
 
 #include <uv.h>
@@ -45,9 +50,22 @@ struct CallHooks {
   std::function<void(const std::string& agent)> undo;
 };
 
+// How an attempt ended, for the agent's health.
+enum class Outcome {
+  answered,   // a response head arrived (2xx..4xx but 429)
+  failed,     // connect error, 5xx, broken tunnel: penalised
+  no_capacity,  // busy, rate_limited, 429: routed elsewhere, not penalised
+  abandoned,  // given up by the user or the hub before a verdict: no change
+};
+
+// Models per agent whose capacity report is remembered.
+constexpr size_t kMaxBusyModels = 256;
+// Moving averages: the weight of the newest attempt.
+constexpr double kHealthWeight = 0.2;
+
 class Router {
  public:
-  Router(uv_loop_t* loop, Tunnels& tunnels);
+  Router(uv_loop_t* loop, Tunnels& tunnels, uint64_t penalty_ms = 60000);
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
 
@@ -59,8 +77,17 @@ class Router {
   // in_flight. Errors: Errc::not_found (no agent ever served the model),
   // Errc::limit (agents serve it but none is online with a free slot),
   // Errc::closed (the chosen tunnels are closing).
+  // `exclude`: agents already tried for this request.
   Result<Route> open(const tunnel::Call& call, tunnel::ChannelHandler* handler,
-                     const CallHooks& hooks = {});
+                     const CallHooks& hooks = {}, const std::vector<std::string>& exclude = {});
+  // The attempt on `route` ended this way after `latency_ms` (answered: the
+  // time to its response head). A no-op if the tunnel left the registry.
+  void report(const Route& route, Outcome outcome, uint64_t latency_ms) noexcept;
+  // Whether open() would find an agent for `model` other than `exclude`.
+  bool has_candidate(std::string_view model, const std::vector<std::string>& exclude) const;
+  // A `capacity` report: `models` of `agent` take no call for `ready_in_ms`.
+  void capacity(const std::string& agent, const std::vector<std::string>& models,
+                uint64_t ready_in_ms, uint32_t rpm);
   // Ends the in_flight count of `route` (a no-op if its tunnel left the
   // registry meanwhile). Does not close the channel.
   void release(const Route& route) noexcept;
@@ -74,7 +101,9 @@ class Router {
   void remember(std::string_view model);
   void sweep();
 
+  uv_loop_t* loop_;
   Tunnels& tunnels_;
+  uint64_t penalty_ms_;
   Timer sweep_timer_;
   std::unordered_set<std::string> known_;
 };

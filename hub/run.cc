@@ -145,7 +145,8 @@ int run_daemon(const cli::Parsed& args) {
       TG_INFO(kLog, "agent listener ready on %s",
               authority(cfg.agent_listen, server->port()).c_str());
       api = std::make_unique<ApiServer>(loop, cfg.api, server.get(), &*users,
-                                        cfg.user_tls ? *ctx : nullptr, billing.get());
+                                        cfg.user_tls ? *ctx : nullptr, billing.get(), cfg.limits,
+                                        cfg.routing);
       s = api->start(cfg.user_listen);
       if (!s.ok()) {
         code = startup_error("user API listener", s);

@@ -126,6 +126,11 @@ CREATE TABLE checkpoints (
   PRIMARY KEY (agent, seq)
 ) WITHOUT ROWID;
 )sql",
+    // 4: per-user rate limit overrides (NULL: hub.conf [limits]).
+    R"sql(
+ALTER TABLE users ADD COLUMN rpm INTEGER;
+ALTER TABLE users ADD COLUMN tpm INTEGER;
+)sql",
 };
 
 }  // namespace

@@ -18,6 +18,7 @@ namespace tg::hub {
 //   2: users, user_tokens (user_store.h)
 //   3: balances, user_credits, price_versions, pending_requests, chains,
 //      ledger, checkpoints (ledger_sqlite.h)
+//   4: users.rpm, users.tpm: rate limit overrides (user_store.h)
 const std::vector<std::string_view>& migrations();
 
 // Brings `db` up to the newest version (sqlite::migrate over migrations()).

@@ -159,6 +159,56 @@ int user_show(const cli::Parsed& args) {
   return 0;
 }
 
+// --rpm / --tpm: a count (0 = no limit) or "default" (hub.conf applies).
+Result<std::optional<std::optional<uint64_t>>> limit_option(const cli::Parsed& args,
+                                                            const char* name) {
+  if (!args.has(name)) return std::optional<std::optional<uint64_t>>();
+  const std::string v = args.get(name);
+  if (v == "default") return std::optional<std::optional<uint64_t>>(std::optional<uint64_t>());
+  uint64_t n = 0;
+  if (v.empty() || v.size() > 13) {
+    return error(Errc::invalid_argument, std::string("--") + name + " wants a count or 'default'");
+  }
+  for (char c : v) {
+    if (c < '0' || c > '9') {
+      return error(Errc::invalid_argument,
+                   std::string("--") + name + " wants a count or 'default', got '" + shown(v) + "'");
+    }
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return std::optional<std::optional<uint64_t>>(std::optional<uint64_t>(n));
+}
+
+std::string limit_text(const std::optional<uint64_t>& v, const char* unit) {
+  if (!v) return std::string("hub.conf default");
+  if (*v == 0) return "no limit";
+  return std::to_string(*v) + " " + unit;
+}
+
+int user_limits(const cli::Parsed& args) {
+  const std::string what = "user limits";
+  if (!only_options(args, {"db", "config", "rpm", "tpm"}, what)) return 2;
+  if (args.positional.size() != 2) return usage_error(what, "takes NAME");
+  Status v = validate_user_name(args.positional[1]);
+  if (!v.ok()) return usage_error(what, v.message());
+  auto rpm = limit_option(args, "rpm");
+  if (!rpm.ok()) return usage_error(what, rpm.status().message());
+  auto tpm = limit_option(args, "tpm");
+  if (!tpm.ok()) return usage_error(what, tpm.status().message());
+  auto store = open_store(args, false);
+  if (!store.ok()) return fail(what, store.status());
+  if (*rpm || *tpm) {
+    Status set = store->set_limits(args.positional[1], *rpm, *tpm);
+    if (!set.ok()) return fail(what, set);
+  }
+  auto now = store->limits(args.positional[1]);
+  if (!now.ok()) return fail(what, now.status());
+  std::printf("user %s: %s, %s (the running hub applies changes to the next request)\n",
+              args.positional[1].c_str(), limit_text(now->first, "requests/minute").c_str(),
+              limit_text(now->second, "tokens/minute").c_str());
+  return 0;
+}
+
 int token_create(const cli::Parsed& args) {
   const std::string what = "token create";
   if (!only_options(args, {"db", "config"}, what)) return 2;
@@ -242,12 +292,13 @@ cli::Command user_command() {
   return {"user",
           "manage API users: 'add NAME', 'list [--json]', 'credit NAME AMOUNT' (adds to the "
           "balance; AMOUNT in currency units with up to 6 decimals, negative to debit), "
-          "'show NAME [--json]' (balance, credits, spending) (database: --db FILE, or 'database' "
-          "of --config FILE; default tokengo-hub.db)",
-          {{"db", true}, {"config", true}, {"json", false}},
+          "'show NAME [--json]' (balance, credits, spending), 'limits NAME [--rpm N|default] "
+          "[--tpm N|default]' (the user's own rate limits; 0 = none) (database: --db FILE, or "
+          "'database' of --config FILE; default tokengo-hub.db)",
+          {{"db", true}, {"config", true}, {"json", false}, {"rpm", true}, {"tpm", true}},
           1,
           3,
-          "add|list|credit|show [NAME] [AMOUNT]"};
+          "add|list|credit|show|limits [NAME] [AMOUNT]"};
 }
 
 cli::Command token_command() {
@@ -266,8 +317,9 @@ int run_user(const cli::Parsed& args) {
   if (sub == "list") return user_list(args);
   if (sub == "credit") return user_credit(args);
   if (sub == "show") return user_show(args);
+  if (sub == "limits") return user_limits(args);
   return usage_error("user", "unknown subcommand '" + shown(sub) +
-                                 "' (want add, list, credit or show)");
+                                 "' (want add, list, credit, show or limits)");
 }
 
 int run_token(const cli::Parsed& args) {

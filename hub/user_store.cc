@@ -273,7 +273,7 @@ Result<std::optional<TokenOwner>> UserStore::authenticate(std::string_view token
 
   const std::string hex = crypto::hex_encode(crypto::as_view(digest));
   auto st = db_.prepare(
-      "SELECT t.id, t.token_sha256, u.id, u.name FROM user_tokens t "
+      "SELECT t.id, t.token_sha256, u.id, u.name, u.rpm, u.tpm FROM user_tokens t "
       "JOIN users u ON u.id = t.user_id WHERE t.token_sha256 = ? AND t.revoked_at IS NULL");
   if (!st.ok()) return st.status();
   TG_TRY(st->bind_text(1, hex));
@@ -289,9 +289,48 @@ Result<std::optional<TokenOwner>> UserStore::authenticate(std::string_view token
   owner.token_id = st->column_int64(0);
   owner.user_id = st->column_int64(2);
   owner.user = st->column_text(3);
+  if (!st->column_is_null(4)) owner.rpm = static_cast<uint64_t>(st->column_int64(4));
+  if (!st->column_is_null(5)) owner.tpm = static_cast<uint64_t>(st->column_int64(5));
   if (cache_.size() >= kMaxCachedTokens) cache_.clear();
   cache_.emplace(key, owner);
   return std::optional<TokenOwner>(std::move(owner));
+}
+
+Status UserStore::set_limits(std::string_view user, std::optional<std::optional<uint64_t>> rpm,
+                             std::optional<std::optional<uint64_t>> tpm) {
+  auto tx = sqlite::Tx::begin(db_);
+  if (!tx.ok()) return tx.status();
+  auto found = find_user(user);
+  if (!found.ok()) return found.status();
+  if (!*found) return error(Errc::not_found, "no user '" + shown(user) + "'");
+  auto set = [&](const char* column, const std::optional<uint64_t>& v) -> Status {
+    auto st = db_.prepare(std::string("UPDATE users SET ") + column + " = ? WHERE id = ?");
+    if (!st.ok()) return st.status();
+    if (v) {
+      TG_TRY(st->bind_int64(1, static_cast<int64_t>(*v)));
+    } else {
+      TG_TRY(st->bind_null(1));
+    }
+    TG_TRY(st->bind_int64(2, (*found)->id));
+    return st->run();
+  };
+  if (rpm) TG_TRY(set("rpm", *rpm));
+  if (tpm) TG_TRY(set("tpm", *tpm));
+  return tx->commit();
+}
+
+Result<std::pair<std::optional<uint64_t>, std::optional<uint64_t>>> UserStore::limits(
+    std::string_view user) {
+  auto st = db_.prepare("SELECT rpm, tpm FROM users WHERE name = ?");
+  if (!st.ok()) return st.status();
+  TG_TRY(st->bind_text(1, user));
+  auto step = st->step();
+  if (!step.ok()) return step.status();
+  if (*step != sqlite::Step::row) return error(Errc::not_found, "no user '" + shown(user) + "'");
+  std::pair<std::optional<uint64_t>, std::optional<uint64_t>> out;
+  if (!st->column_is_null(0)) out.first = static_cast<uint64_t>(st->column_int64(0));
+  if (!st->column_is_null(1)) out.second = static_cast<uint64_t>(st->column_int64(1));
+  return out;
 }
 
 }  // namespace tg::hub

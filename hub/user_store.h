@@ -54,6 +54,9 @@ struct TokenOwner {
   int64_t token_id = 0;
   int64_t user_id = 0;
   std::string user;
+  // The user's own rate limits; nullopt: hub.conf [limits] applies.
+  std::optional<uint64_t> rpm;
+  std::optional<uint64_t> tpm;
 };
 
 // [A-Za-z0-9._@-]{1,64}; Errc::invalid_argument names the bad value.
@@ -79,6 +82,12 @@ class UserStore {
   // already. Errc::not_found for no such token.
   Result<TokenRecord> revoke_token(std::string_view token_or_id, int64_t now_ms,
                                    bool* changed = nullptr);
+  // Sets (value) or clears (nullopt: back to hub.conf) the user's rate
+  // limits; 0 means no limit. Errc::not_found for an unknown user.
+  Status set_limits(std::string_view user, std::optional<std::optional<uint64_t>> rpm,
+                    std::optional<std::optional<uint64_t>> tpm);
+  // The user's overrides (rpm, tpm), nullopt each when hub.conf applies.
+  Result<std::pair<std::optional<uint64_t>, std::optional<uint64_t>>> limits(std::string_view user);
   // Tokens of `user`, newest first (Errc::not_found if unknown).
   Result<std::vector<TokenRecord>> list_tokens(std::string_view user);
 

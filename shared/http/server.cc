@@ -1,5 +1,6 @@
 #include "shared/http/server.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -557,6 +558,9 @@ class Connection final : public net::StreamHandler {
   Framing framing_ = Framing::none;
   uint64_t remaining_ = 0;
   bool reaped_ = false;
+  // Admitted under the per-address limit: counted in Server::per_address_.
+  bool counted_ = false;
+  std::string addr_key_;
   friend class Server;
 };
 
@@ -587,6 +591,34 @@ Status Exchange::reply(int status, std::string_view body, std::string_view conte
   return finish();
 }
 
+// --- address_key ---
+
+std::string address_key(std::string_view peer) {
+  std::string_view host = peer;
+  if (!host.empty() && host.front() == '[') {
+    const size_t close = host.find(']');
+    if (close == std::string_view::npos) return std::string(peer);
+    host = host.substr(1, close - 1);
+  } else if (const size_t colon = host.find(':');
+             colon != std::string_view::npos && host.find(':', colon + 1) == std::string_view::npos) {
+    host = host.substr(0, colon);  // "a.b.c.d:port"
+  }
+  host = host.substr(0, host.find('%'));  // an IPv6 zone names no other host
+  const std::string text(host);
+  unsigned char raw[16] = {};
+  char out[64] = {};
+  if (uv_inet_pton(AF_INET, text.c_str(), raw) == 0) return text;
+  if (uv_inet_pton(AF_INET6, text.c_str(), raw) != 0) return std::string(peer);
+  static const unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::equal(raw, raw + 12, kMapped)) {
+    if (uv_inet_ntop(AF_INET, raw + 12, out, sizeof out) != 0) return std::string(peer);
+    return out;
+  }
+  std::fill(raw + 8, raw + 16, static_cast<unsigned char>(0));
+  if (uv_inet_ntop(AF_INET6, raw, out, sizeof out) != 0) return std::string(peer);
+  return std::string(out) + "/64";
+}
+
 // --- Server ---
 
 Server::Server(uv_loop_t* loop, ServerHandler* handler, const ServerOptions& options)
@@ -596,9 +628,14 @@ Server::~Server() { conns_.clear(); }
 
 void Server::accept(net::StreamPtr stream) {
   if (!stream) return;
+  std::string key = address_key(stream->peer_address());
   auto conn = std::make_unique<Connection>(this, std::move(stream));
   Connection* c = conn.get();
   const bool over = conns_.size() >= options_.max_connections;
+  auto from = per_address_.find(key);
+  const size_t from_here = from == per_address_.end() ? 0 : from->second;
+  const bool over_address =
+      options_.max_connections_per_address > 0 && from_here >= options_.max_connections_per_address;
   conns_.emplace(c, std::move(conn));
   c->start();
   if (over) {
@@ -607,7 +644,33 @@ void Server::accept(net::StreamPtr stream) {
     c->reject(503);
   } else if (draining_) {
     c->reject(503);
+  } else if (over_address) {
+    note_address_refusal(key);
+    c->reject(503);
+  } else {
+    ++per_address_[key];
+    c->counted_ = true;
+    c->addr_key_ = std::move(key);
   }
+}
+
+size_t Server::connections_from(std::string_view peer_address) const {
+  auto it = per_address_.find(address_key(peer_address));
+  return it == per_address_.end() ? 0 : it->second;
+}
+
+void Server::note_address_refusal(const std::string& key) {
+  ++refused_since_warn_;
+  TG_DEBUG("http", "%s: over %zu connections from this address, answering 503", key.c_str(),
+           options_.max_connections_per_address);
+  const uint64_t now = uv_now(loop_);
+  if (refusal_warned_ && now - refusal_warned_ms_ < kRefusalWarnIntervalMs) return;
+  TG_WARN("http", "%s: over %zu connections from this address, answering 503 (%llu refused "
+          "in the last second)", key.c_str(), options_.max_connections_per_address,
+          static_cast<unsigned long long>(refused_since_warn_));
+  refusal_warned_ = true;
+  refusal_warned_ms_ = now;
+  refused_since_warn_ = 0;
 }
 
 void Server::drain() noexcept {
@@ -618,6 +681,11 @@ void Server::drain() noexcept {
 void Server::reap_later(Connection* c) {
   if (c->reaped_) return;
   c->reaped_ = true;
+  if (c->counted_) {
+    c->counted_ = false;
+    auto it = per_address_.find(c->addr_key_);
+    if (it != per_address_.end() && --it->second == 0) per_address_.erase(it);
+  }
   dead_.push_back(c);
   reap_timer_.start(0, 0, [this] { on_reap(); });
 }

@@ -2,7 +2,8 @@
 // state machine per connection, streaming request and response bodies with
 // backpressure both ways, keep-alive, pipelining (one request at a time),
 // Expect: 100-continue and protocol upgrade. It never holds a whole body:
-// per-connection memory is bounded by the parser limits plus one read.
+// per-connection memory is bounded by the parser limits plus one read, and
+// the connection count by max_connections overall and per client address.
 #pragma once
 
 #include <uv.h>
@@ -10,6 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -28,6 +31,7 @@ struct ServerOptions {
   static constexpr uint64_t kDefaultBodyTimeoutMs = 60 * 1000;
   static constexpr uint64_t kDefaultLingerMs = 5 * 1000;
   static constexpr size_t kDefaultMaxConnections = 4096;
+  static constexpr size_t kDefaultMaxConnectionsPerAddress = 256;
 
   // Request limits; body_bytes 0 means unlimited.
   ParserLimits limits{ParserLimits::kDefaultHeadBytes, ParserLimits::kDefaultHeaderCount,
@@ -45,7 +49,18 @@ struct ServerOptions {
   uint64_t linger_ms = kDefaultLingerMs;
   // Connections over this number get 503 and are closed.
   size_t max_connections = kDefaultMaxConnections;
+  // Connections from one client address (see address_key) over this number
+  // get 503 and are closed; 0 = no per-address limit. Only admitted
+  // connections count: one refused by either limit never takes a slot of its
+  // address. A connection leaves the count when it ends or is upgraded.
+  size_t max_connections_per_address = kDefaultMaxConnectionsPerAddress;
 };
+
+// What the per-address limit counts by, from a peer address "ip:port" or
+// "[ipv6]:port": the IPv4 address; for IPv6 its /64 prefix ("2001:db8:1:2::/64",
+// one host's usual allocation); an IPv4-mapped IPv6 address counts as its IPv4
+// address. Anything else is returned whole.
+std::string address_key(std::string_view peer_address);
 
 class Exchange;
 class Connection;
@@ -157,20 +172,30 @@ class Server {
   // after their current exchange.
   void drain() noexcept;
   size_t connection_count() const noexcept { return conns_.size(); }
+  // Admitted connections that share the address key of `peer_address`.
+  size_t connections_from(std::string_view peer_address) const;
   const ServerOptions& options() const noexcept { return options_; }
 
  private:
   friend class Connection;
+  static constexpr uint64_t kRefusalWarnIntervalMs = 1000;
   void reap_later(Connection* c);
   void on_reap() noexcept;
+  void note_address_refusal(const std::string& key);
 
   uv_loop_t* loop_;
   ServerHandler* handler_;
   ServerOptions options_;
   std::unordered_map<Connection*, std::unique_ptr<Connection>> conns_;
   std::vector<Connection*> dead_;
+  // Admitted connections per address key (entries with a count are kept).
+  std::unordered_map<std::string, size_t> per_address_;
   Timer reap_timer_;
   bool draining_ = false;
+  // Per-address refusals are logged at most once a second, with a count.
+  uint64_t refusal_warned_ms_ = 0;
+  uint64_t refused_since_warn_ = 0;
+  bool refusal_warned_ = false;
 };
 
 }  // namespace tg::http

@@ -78,6 +78,10 @@ constexpr std::string_view upstream_timeout = "upstream_timeout";
 constexpr std::string_view upstream_error = "upstream_error";    // broken upstream response
 constexpr std::string_view deadline_exceeded = "deadline_exceeded";
 constexpr std::string_view shutting_down = "shutting_down";      // after goaway / SIGTERM
+// The agent refused before any response head: the provider's rate limit is
+// reached or the vendor answered 429. The message starts "retry in N ms".
+// Not the agent's fault: the hub routes the request elsewhere.
+constexpr std::string_view rate_limited = "rate_limited";
 constexpr std::string_view internal = "internal";
 }  // namespace stream_error
 

@@ -714,6 +714,42 @@ Result<Message> read_checkpoint(const Reader& r) {
   return Message(m);
 }
 
+// The models of a register or capacity message: an array of unique model
+// names, min_count..kMaxModels of them.
+Status read_models(const Reader& r, size_t min_count, std::vector<std::string>* out) {
+  Result<const cJSON*> list = r.required("models");
+  if (!list.ok()) return list.status();
+  const std::string at = r.where("models");
+  if (!cJSON_IsArray(*list)) return bad(at, "must be an array, got " + describe(*list));
+  std::set<std::string> seen;
+  std::vector<std::string> models;
+  for (const cJSON* e = (*list)->child; e != nullptr; e = e->next) {
+    if (models.size() == kMaxModels) {
+      return bad(at, "at most " + std::to_string(kMaxModels) + " models");
+    }
+    std::string model;
+    TG_TRY(Reader::to_string(at + "[" + std::to_string(models.size()) + "]", e, kModelRule,
+                             &model));
+    if (!seen.insert(model).second) return bad(at, "duplicate model \"" + model + "\"");
+    models.push_back(std::move(model));
+  }
+  if (models.size() < min_count) {
+    return bad(at, "at least " + std::to_string(min_count) + " model, got " +
+                       std::to_string(models.size()));
+  }
+  *out = std::move(models);
+  return Status();
+}
+
+Result<Message> read_capacity(const Reader& r) {
+  TG_TRY(r.check_fields({"models", "ready_in_ms", "rpm"}));
+  Capacity m;
+  TG_TRY(read_models(r, 1, &m.models));
+  TG_TRY(r.get_int("ready_in_ms", 0, kMaxReadyInMs, &m.ready_in_ms));
+  TG_TRY(r.get_int("rpm", 0, kMaxCapacityRpm, &m.rpm));
+  return Message(std::move(m));
+}
+
 using ReadFn = Result<Message> (*)(const Reader&);
 
 struct TypeInfo {
@@ -747,6 +783,7 @@ constexpr TypeInfo kTypes[kTypeCount] = {
     {"ack", read_ack, false, true, false, true},
     {"sync", read_sync, false, true, false, true},
     {"checkpoint", read_checkpoint, true, false, false, true},
+    {"capacity", read_capacity, false, true, false, true},
 };
 
 static_assert(std::variant_size_v<Message> == kTypeCount, "kTypes must list every message");
@@ -895,6 +932,21 @@ struct Validator {
     TG_TRY(check_credit_within_cost("checkpoint.total_credit", m.total_credit, m.total_cost,
                                     "total_cost"));
     return check_signed("checkpoint.time_ms", m.time_ms, 0, static_cast<int64_t>(kMaxSafeInteger));
+  }
+  Status operator()(const Capacity& m) const {
+    if (m.models.empty() || m.models.size() > kMaxModels) {
+      return bad("capacity.models", "must hold 1.." + std::to_string(kMaxModels) + " models, got " +
+                                        std::to_string(m.models.size()));
+    }
+    std::set<std::string> seen;
+    for (size_t i = 0; i < m.models.size(); ++i) {
+      TG_TRY(check_string("capacity.models[" + std::to_string(i) + "]", m.models[i], kModelRule));
+      if (!seen.insert(m.models[i]).second) {
+        return bad("capacity.models", "duplicate model \"" + m.models[i] + "\"");
+      }
+    }
+    TG_TRY(check_range("capacity.ready_in_ms", m.ready_in_ms, 0, kMaxReadyInMs));
+    return check_range("capacity.rpm", m.rpm, 0, kMaxCapacityRpm);
   }
 };
 
@@ -1064,6 +1116,13 @@ struct Encoder {
     add_number(o, "time_ms", m.time_ms);
     add_base64(o, "sig", m.sig);
   }
+  void operator()(const Capacity& m) const {
+    cJSON* arr = cJSON_CreateArray();
+    for (const auto& model : m.models) cJSON_AddItemToArray(arr, cJSON_CreateString(model.c_str()));
+    cJSON_AddItemToObject(o, "models", arr);
+    add_number(o, "ready_in_ms", m.ready_in_ms);
+    add_number(o, "rpm", m.rpm);
+  }
 };
 
 }  // namespace
@@ -1217,6 +1276,9 @@ bool operator==(const Sync& a, const Sync& b) { return a.seq == b.seq && a.head 
 bool operator==(const Checkpoint& a, const Checkpoint& b) {
   return a.seq == b.seq && a.head == b.head && a.total_cost == b.total_cost &&
          a.total_credit == b.total_credit && a.time_ms == b.time_ms && a.sig == b.sig;
+}
+bool operator==(const Capacity& a, const Capacity& b) {
+  return a.models == b.models && a.ready_in_ms == b.ready_in_ms && a.rpm == b.rpm;
 }
 
 }  // namespace tg::tunnel

@@ -56,6 +56,9 @@ constexpr int64_t kMaxPrice = 1000000000000;           // micro-units per millio
 constexpr uint64_t kMaxTokens = 1000000000000;         // per request and kind
 constexpr int64_t kMaxAmount = 9000000000000000;       // micro-units: cost, credit, totals
 constexpr uint32_t kMaxTierPpm = 1000000;              // credit ratio, parts per million
+// Capacity reports.
+constexpr uint32_t kMaxReadyInMs = 3600000;            // 1 h
+constexpr uint32_t kMaxCapacityRpm = 10000000;         // requests per minute
 
 using Nonce = std::array<uint8_t, 32>;
 // A SHA-256 (ledger entry hash, chain head): 64 lowercase hex digits on the
@@ -212,18 +215,25 @@ struct Checkpoint {
   int64_t time_ms = 0;
   crypto::Signature sig{};  // by welcome.ledger_key
 };
+// agent -> hub: the listed models (those of one provider) cannot take calls
+// on this agent for `ready_in_ms` (0: they can again now).
+struct Capacity {
+  std::vector<std::string> models;  // 1..kMaxModels, unique
+  uint32_t ready_in_ms = 0;         // 0..kMaxReadyInMs
+  uint32_t rpm = 0;                 // the provider's effective requests per minute; 0: no limit
+};
 
 // Order matches Message's alternatives.
 enum class Type : uint8_t {
   challenge, auth, welcome, refused, register_, registered, call, response,
   finish, error, abort, credit, goaway,
-  prices, claim, claim_rejected, settle, ack, sync, checkpoint,
+  prices, claim, claim_rejected, settle, ack, sync, checkpoint, capacity,
 };
-constexpr size_t kTypeCount = 20;
+constexpr size_t kTypeCount = 21;
 
 using Message = std::variant<Challenge, Auth, Welcome, Refused, Register, Registered, Call,
                              Response, Finish, Error, Abort, Credit, Goaway, Prices, Claim,
-                             ClaimRejected, Settle, Ack, Sync, Checkpoint>;
+                             ClaimRejected, Settle, Ack, Sync, Checkpoint, Capacity>;
 
 inline Type type_of(const Message& m) noexcept { return static_cast<Type>(m.index()); }
 // The wire name ("challenge", "register", ...).
@@ -285,5 +295,6 @@ bool operator==(const Settle& a, const Settle& b);
 bool operator==(const Ack& a, const Ack& b);
 bool operator==(const Sync& a, const Sync& b);
 bool operator==(const Checkpoint& a, const Checkpoint& b);
+bool operator==(const Capacity& a, const Capacity& b);
 
 }  // namespace tg::tunnel
