@@ -360,7 +360,11 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
   void on_channel_writable(tunnel::Channel&) noexcept override { pump_body(); }
 
   void on_channel_closed(tunnel::Channel&, const Status& why) noexcept override {
-    report(Outcome::failed);  // the tunnel broke (no-op once answered)
+    // The tunnel broke: the agent failed, even when it had started answering.
+    if (route_) {
+      reported_ = true;
+      server_->router_.report(*route_, Outcome::failed, uv_now(server_->loop_) - attempt_started_ms_);
+    }
     forget_channel(false);
     const std::string text = "the agent connection ended the request (" + why.message() + ")";
     if (fail_over(Outcome::failed, 502, text, api_code::agent_failed)) return;

@@ -14,25 +14,27 @@ bool usable(const Tunnels::Entry* e) {
          !e->tunnel->session().closing() && e->in_flight < e->max_parallel;
 }
 
+}  // namespace
+
+const Router::Health& Router::health_of(const std::string& agent) const {
+  static const Health kFresh;
+  auto it = health_.find(agent);
+  return it == health_.end() ? kFresh : it->second;
+}
+
+bool Router::probe_due(const std::string& agent, uint64_t now) const {
+  const Health& h = health_of(agent);
+  return h.penalty_until_ms != 0 && now >= h.penalty_until_ms && !h.probing;
+}
+
 // Healthy enough for a new request now: not penalised, or its penalty is
 // over and no probe is in flight yet; and the model not out of capacity.
-bool healthy(const Tunnels::Entry* e, std::string_view model, uint64_t now) {
-  if (e->penalty_until_ms != 0 && (now < e->penalty_until_ms || e->probing)) return false;
+bool Router::healthy(const Tunnels::Entry* e, std::string_view model, uint64_t now) const {
+  const Health& h = health_of(e->pubkey);
+  if (h.penalty_until_ms != 0 && (now < h.penalty_until_ms || h.probing)) return false;
   auto it = e->busy_until.find(std::string(model));
   return it == e->busy_until.end() || now >= it->second;
 }
-
-// a goes before b: less loaded (in_flight/max_parallel without division),
-// then a better success rate, then a lower latency.
-bool better(const Tunnels::Entry* a, const Tunnels::Entry* b) {
-  const uint64_t la = static_cast<uint64_t>(a->in_flight) * b->max_parallel;
-  const uint64_t lb = static_cast<uint64_t>(b->in_flight) * a->max_parallel;
-  if (la != lb) return la < lb;
-  if (a->success > b->success + 0.05 || b->success > a->success + 0.05) return a->success > b->success;
-  return a->latency_ms < b->latency_ms;
-}
-
-}  // namespace
 
 Router::Router(uv_loop_t* loop, Tunnels& tunnels, uint64_t penalty_ms)
     : loop_(loop), tunnels_(tunnels), penalty_ms_(penalty_ms), sweep_timer_(loop) {}
@@ -103,6 +105,21 @@ Result<Route> Router::open(const tunnel::Call& call, tunnel::ChannelHandler* han
     crypto::random_bytes(&r, sizeof r);
     std::swap(ready[i - 1], ready[r % i]);
   }
+  // A due probe first; then less loaded (in_flight/max_parallel without
+  // division), then a clearly better success rate, then a lower latency.
+  auto better = [this, now](const Tunnels::Entry* a, const Tunnels::Entry* b) {
+    // An agent whose penalty just ended gets its one test request first.
+    const bool pa = probe_due(a->pubkey, now);
+    const bool pb = probe_due(b->pubkey, now);
+    if (pa != pb) return pa;
+    const uint64_t la = static_cast<uint64_t>(a->in_flight) * b->max_parallel;
+    const uint64_t lb = static_cast<uint64_t>(b->in_flight) * a->max_parallel;
+    if (la != lb) return la < lb;
+    const Health& ha = health_of(a->pubkey);
+    const Health& hb = health_of(b->pubkey);
+    if (ha.success > hb.success + 0.05 || hb.success > ha.success + 0.05) return ha.success > hb.success;
+    return ha.latency_ms < hb.latency_ms;
+  };
   std::stable_sort(ready.begin(), ready.end(), better);
   Status last = error(Errc::limit, "no agent for model '" + call.model + "' has a free slot now");
   for (Tunnels::Entry* e : ready) {
@@ -118,7 +135,7 @@ Result<Route> Router::open(const tunnel::Call& call, tunnel::ChannelHandler* han
       continue;  // this tunnel is full (max_streams) or closing: try the next
     }
     ++e->in_flight;
-    if (e->penalty_until_ms != 0) e->probing = true;  // the one test request
+    if (health_of(e->pubkey).penalty_until_ms != 0) health_[e->pubkey].probing = true;  // the test request
     Route r;
     r.channel = *ch;
     r.pubkey = e->pubkey;
@@ -130,26 +147,31 @@ Result<Route> Router::open(const tunnel::Call& call, tunnel::ChannelHandler* han
 }
 
 void Router::report(const Route& route, Outcome outcome, uint64_t latency_ms) noexcept {
-  Tunnels::Entry* e = tunnels_.find(route.pubkey);
-  if (!e || e->tunnel != route.tunnel) return;
   const uint64_t now = uv_now(loop_);
+  if (health_.size() >= kMaxHealthEntries && !health_.count(route.pubkey)) {
+    for (auto it = health_.begin(); it != health_.end();) {
+      it = it->second.penalty_until_ms == 0 ? health_.erase(it) : std::next(it);
+    }
+    if (health_.size() >= kMaxHealthEntries) return;
+  }
+  Health& h = health_[route.pubkey];
   switch (outcome) {
     case Outcome::answered:
-      e->success += kHealthWeight * (1.0 - e->success);
-      e->latency_ms += kHealthWeight * (static_cast<double>(latency_ms) - e->latency_ms);
-      if (e->probing || (e->penalty_until_ms != 0 && now >= e->penalty_until_ms)) {
-        e->penalty_until_ms = 0;  // the probe went through: back in rotation
+      h.success += kHealthWeight * (1.0 - h.success);
+      h.latency_ms += kHealthWeight * (static_cast<double>(latency_ms) - h.latency_ms);
+      if (h.probing || (h.penalty_until_ms != 0 && now >= h.penalty_until_ms)) {
+        h.penalty_until_ms = 0;  // the probe went through: back in rotation
       }
-      e->probing = false;
+      h.probing = false;
       return;
     case Outcome::failed:
-      e->success += kHealthWeight * (0.0 - e->success);
-      e->penalty_until_ms = std::max<uint64_t>(now + penalty_ms_, 1);
-      e->probing = false;
+      h.success += kHealthWeight * (0.0 - h.success);
+      h.penalty_until_ms = std::max<uint64_t>(now + penalty_ms_, 1);
+      h.probing = false;
       return;
     case Outcome::no_capacity:
     case Outcome::abandoned:
-      e->probing = false;  // no verdict: the next request may probe again
+      h.probing = false;  // no verdict: the next request may probe again
       return;
   }
 }

@@ -16,6 +16,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -58,6 +59,8 @@ enum class Outcome {
   abandoned,  // given up by the user or the hub before a verdict: no change
 };
 
+// Agents whose health is remembered; beyond, those without a penalty are forgotten.
+constexpr size_t kMaxHealthEntries = 100000;
 // Models per agent whose capacity report is remembered.
 constexpr size_t kMaxBusyModels = 256;
 // Moving averages: the weight of the newest attempt.
@@ -101,9 +104,22 @@ class Router {
   void remember(std::string_view model);
   void sweep();
 
+  // Health per agent key: it outlives a tunnel, so a failed agent that
+  // reconnects at once is still penalised.
+  struct Health {
+    double success = 1.0;           // moving average of attempt outcomes (1 ok, 0 failed)
+    double latency_ms = 0;          // moving average of the time to the response head
+    uint64_t penalty_until_ms = 0;  // loop time: no new request before (0: none)
+    bool probing = false;           // the one request after a penalty is in flight
+  };
+  bool healthy(const Tunnels::Entry* e, std::string_view model, uint64_t now) const;
+  const Health& health_of(const std::string& agent) const;
+  bool probe_due(const std::string& agent, uint64_t now) const;
+
   uv_loop_t* loop_;
   Tunnels& tunnels_;
   uint64_t penalty_ms_;
+  std::unordered_map<std::string, Health> health_;
   Timer sweep_timer_;
   std::unordered_set<std::string> known_;
 };

@@ -29,11 +29,6 @@ class Tunnels {
     std::vector<std::string> models;
     uint32_t max_parallel = 0;
     uint32_t in_flight = 0;       // streams running on it (kept by the router)
-    // Routing health (kept by the router, router.h).
-    double success = 1.0;            // moving average of attempt outcomes (1 ok, 0 failed)
-    double latency_ms = 0;           // moving average of the time to the response head
-    uint64_t penalty_until_ms = 0;   // loop time: no new request before (0: none)
-    bool probing = false;            // the one request after a penalty is in flight
     // Capacity reports (`capacity`): model -> loop time it may take calls again.
     std::unordered_map<std::string, uint64_t> busy_until;
     uint32_t reported_rpm = 0;       // the agent's last effective vendor rpm (0: no limit)

@@ -2,7 +2,9 @@
 // log capture, and a scripted agent (tls::Connector with the hub's pin ->
 // ws::connect -> an agent-side tunnel::Session driven by hand, or a raw
 // ws::Connection) that authenticates, registers models and may answer calls.
-// Header-only; test code, not product code.
+// A raw agent may also record everything the hub sends it and write bytes a
+// Session would refuse (the hostile-agent tests). Header-only; test code, not
+// product code.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -13,6 +15,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "shared/core/log.h"
@@ -86,6 +90,7 @@ class Agent final : public tunnel::SessionHandler, public ws::Handler {
   bool wrong_spki = false;     // sign over another SPKI hash
   std::unique_ptr<crypto::KeyPair> signer;  // sign with this key instead of `key`
   bool raw = false;            // drive a raw ws::Connection instead of a Session
+  bool record_all = false;     // raw mode: keep every frame in `frames`, binary ones too
   std::vector<std::string> models = {"m1", "m2"};
   uint32_t max_parallel = 4;
   // Answers the hub's calls (agent side of a stream); unset: the call is
@@ -100,6 +105,16 @@ class Agent final : public tunnel::SessionHandler, public ws::Handler {
   std::optional<tunnel::Refused> refused;
   std::optional<tunnel::Registered> registered;
   std::optional<tunnel::Goaway> goaway;
+  int registered_count = 0;                        // `registered` answers so far
+  std::vector<tunnel::Call> raw_calls;             // raw mode: calls the hub opened
+  std::vector<tunnel::Prices> prices;
+  std::vector<tunnel::ClaimRejected> claim_rejected;
+  std::vector<tunnel::Settle> settles;
+  std::vector<tunnel::Checkpoint> checkpoints;
+  // Raw mode with record_all: every message received, in order.
+  std::vector<std::pair<ws::Opcode, std::string>> frames;
+  // Raw mode: the send queue drained (after having been over its high water).
+  std::function<void()> on_drain_fn;
   int closed = 0;
   uint16_t code = 0;
   std::string why;
@@ -118,8 +133,25 @@ class Agent final : public tunnel::SessionHandler, public ws::Handler {
   bool ended() const { return closed > 0 || (connect_done && !connect_status.ok()); }
   std::string pubkey() const { return key.public_base64(); }
   tunnel::Session* session() { return session_.get(); }
-  // Raw mode: stop reading (no pong answers any more).
+  // Raw mode: stop reading (no pong answers any more) / read again.
   void pause() { if (ws_) ws_->pause_reading(); }
+  void resume() { if (ws_) ws_->resume_reading(); }
+  // Raw mode: writes bytes the Session would refuse to send (foreign stream
+  // ids, oversized or malformed messages, data beyond the window).
+  Status send_text(std::string_view text) {
+    return ws_ ? ws_->send_text(text) : error(Errc::closed, "no raw connection");
+  }
+  Status send_binary(std::string_view bytes) {
+    return ws_ ? ws_->send_binary(bytes) : error(Errc::closed, "no raw connection");
+  }
+  // Either mode: one control message.
+  Status send(const tunnel::Message& m) {
+    if (session_) return session_->send(m);
+    return send_text(tunnel::encode(m));
+  }
+  // Raw mode: bytes queued towards the hub and not yet taken by the kernel.
+  size_t queued_bytes() const { return ws_ ? ws_->queued_bytes() : 0; }
+  bool write_blocked() const { return ws_ && ws_->write_blocked(); }
   // Raw mode: sends `n` pings at once.
   void ping_flood(int n) {
     for (int i = 0; i < n && ws_; ++i) (void)ws_->ping("flood");
@@ -205,8 +237,18 @@ class Agent final : public tunnel::SessionHandler, public ws::Handler {
         return;
       }
       case tunnel::Type::refused: refused = std::get<tunnel::Refused>(m); return;
-      case tunnel::Type::registered: registered = std::get<tunnel::Registered>(m); return;
+      case tunnel::Type::registered:
+        registered = std::get<tunnel::Registered>(m);
+        ++registered_count;
+        return;
       case tunnel::Type::goaway: goaway = std::get<tunnel::Goaway>(m); return;
+      case tunnel::Type::call: raw_calls.push_back(std::get<tunnel::Call>(m)); return;
+      case tunnel::Type::prices: prices.push_back(std::get<tunnel::Prices>(m)); return;
+      case tunnel::Type::claim_rejected:
+        claim_rejected.push_back(std::get<tunnel::ClaimRejected>(m));
+        return;
+      case tunnel::Type::settle: settles.push_back(std::get<tunnel::Settle>(m)); return;
+      case tunnel::Type::checkpoint: checkpoints.push_back(std::get<tunnel::Checkpoint>(m)); return;
       default: ADD_FAILURE() << "unexpected " << tunnel::type_name(tunnel::type_of(m)); return;
     }
   }
@@ -233,6 +275,10 @@ class Agent final : public tunnel::SessionHandler, public ws::Handler {
 
   // ws::Handler (raw mode)
   void on_ws_message(ws::Connection& c, ws::Opcode type, std::string_view payload) noexcept override {
+    if (record_all) {
+      frames.emplace_back(type, std::string(payload));
+      if (type == ws::Opcode::binary) return;  // request body frames: kept, not interpreted
+    }
     ASSERT_EQ(type, ws::Opcode::text);
     auto m = tunnel::decode(payload, phase_);
     ASSERT_TRUE(m.ok()) << m.status().to_string();
@@ -240,6 +286,9 @@ class Agent final : public tunnel::SessionHandler, public ws::Handler {
       Status st = c.send_text(tunnel::encode(out));
       EXPECT_TRUE(st.ok()) << st.to_string();
     });
+  }
+  void on_ws_drain(ws::Connection&) noexcept override {
+    if (on_drain_fn) on_drain_fn();
   }
   void on_ws_close(ws::Connection&, uint16_t c, std::string_view w, bool) noexcept override {
     ++closed;
