@@ -175,8 +175,6 @@ void reply_api_error(http::Exchange& ex, Dialect dialect, int status, std::strin
 
 namespace {
 
-// The agent refused for lack of vendor capacity (its bucket, or a vendor 429).
-constexpr std::string_view kRateLimitedError = "rate_limited";
 // A failover needs at least this much of the request deadline left.
 constexpr uint64_t kMinFailoverMs = 100;
 
@@ -186,7 +184,7 @@ constexpr uint64_t kMinFailoverMs = 100;
 // request itself is bad, or its deadline passed).
 std::optional<Outcome> failover_outcome(std::string_view code) {
   namespace se = tunnel::stream_error;
-  if (code == se::busy || code == se::shutting_down || code == kRateLimitedError) {
+  if (code == se::busy || code == se::shutting_down || code == tunnel::stream_error::rate_limited) {
     return Outcome::no_capacity;
   }
   if (code == se::bad_request || code == se::deadline_exceeded) return std::nullopt;
@@ -309,7 +307,7 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
         if (state_ == State::routed) report(outcome.value_or(Outcome::abandoned));
         forget_channel(true);
         int status = status_for_stream_error(e.code);
-        if (e.code == kRateLimitedError) {
+        if (e.code == tunnel::stream_error::rate_limited) {
           status = 429;  // the vendor's 429, when no other agent could take it
           retry_after_s_ = 1;
         }

@@ -187,21 +187,6 @@ bool Router::has_candidate(std::string_view model, const std::vector<std::string
   return any;  // only penalised ones left: still better than nothing
 }
 
-void Router::capacity(const std::string& agent, const std::vector<std::string>& models,
-                      uint64_t ready_in_ms, uint32_t rpm) {
-  Tunnels::Entry* e = tunnels_.find(agent);
-  if (!e) return;
-  const uint64_t until = uv_now(loop_) + ready_in_ms;
-  for (const std::string& m : models) {
-    if (ready_in_ms == 0) {
-      e->busy_until.erase(m);
-    } else if (e->busy_until.size() < kMaxBusyModels || e->busy_until.count(m)) {
-      e->busy_until[m] = until;
-    }
-  }
-  e->reported_rpm = rpm;
-}
-
 void Router::release(const Route& route) noexcept {
   Tunnels::Entry* e = tunnels_.find(route.pubkey);
   if (!e || e->tunnel != route.tunnel) return;

@@ -61,8 +61,6 @@ enum class Outcome {
 
 // Agents whose health is remembered; beyond, those without a penalty are forgotten.
 constexpr size_t kMaxHealthEntries = 100000;
-// Models per agent whose capacity report is remembered.
-constexpr size_t kMaxBusyModels = 256;
 // Moving averages: the weight of the newest attempt.
 constexpr double kHealthWeight = 0.2;
 
@@ -88,9 +86,6 @@ class Router {
   void report(const Route& route, Outcome outcome, uint64_t latency_ms) noexcept;
   // Whether open() would find an agent for `model` other than `exclude`.
   bool has_candidate(std::string_view model, const std::vector<std::string>& exclude) const;
-  // A `capacity` report: `models` of `agent` take no call for `ready_in_ms`.
-  void capacity(const std::string& agent, const std::vector<std::string>& models,
-                uint64_t ready_in_ms, uint32_t rpm);
   // Ends the in_flight count of `route` (a no-op if its tunnel left the
   // registry meanwhile). Does not close the channel.
   void release(const Route& route) noexcept;

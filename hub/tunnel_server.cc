@@ -188,6 +188,19 @@ void HubTunnel::on_message(tunnel::Session&, const tunnel::Message& m) noexcept 
     on_register(std::get<tunnel::Register>(m));
     return;
   }
+  if (t == tunnel::Type::capacity) {
+    if (state_ != State::ready) {
+      close(tunnel::close_code::bad_message, "'capacity' before register");
+      return;
+    }
+    const auto& c = std::get<tunnel::Capacity>(m);
+    const uint64_t until = c.ready_in_ms == 0 ? 0 : uv_now(server_->loop_) + c.ready_in_ms;
+    server_->tunnels_.set_busy(pubkey_, c.models, until, c.rpm);
+    TG_DEBUG(kLog, "agent %s: %zu models %s for %u ms (vendor rpm %u)", pubkey_.c_str(),
+             c.models.size(), c.ready_in_ms ? "out of capacity" : "available again",
+             c.ready_in_ms, c.rpm);
+    return;
+  }
   if (t == tunnel::Type::claim || t == tunnel::Type::sync || t == tunnel::Type::ack) {
     // Billing messages need a registered tunnel (the agent learnt the
     // prices and its chain head is answered from the store).

@@ -79,4 +79,18 @@ void Tunnels::unlink_models(Entry* e) {
   }
 }
 
+void Tunnels::set_busy(const std::string& pubkey, const std::vector<std::string>& models,
+                       uint64_t until_ms, uint32_t rpm) {
+  Entry* e = find(pubkey);
+  if (!e) return;
+  for (const std::string& m : models) {
+    if (until_ms == 0) {
+      e->busy_until.erase(m);
+    } else if (e->busy_until.size() < kMaxBusyModels || e->busy_until.count(m)) {
+      e->busy_until[m] = until_ms;
+    }
+  }
+  e->reported_rpm = rpm;
+}
+
 }  // namespace tg::hub

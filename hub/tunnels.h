@@ -16,6 +16,9 @@ namespace tg::hub {
 
 class HubTunnel;
 
+// Models per agent whose capacity report is remembered.
+constexpr size_t kMaxBusyModels = 256;
+
 class Tunnels {
  public:
   // One authenticated tunnel. Valid from add() until remove()/replacement;
@@ -47,6 +50,11 @@ class Tunnels {
   // when the key has no live tunnel.
   size_t set_models(const std::string& pubkey, const std::vector<std::string>& models,
                     uint32_t max_parallel);
+
+  // A `capacity` report of `pubkey`'s live tunnel: `models` take no call
+  // before loop time `until_ms` (0: available again now).
+  void set_busy(const std::string& pubkey, const std::vector<std::string>& models,
+                uint64_t until_ms, uint32_t rpm);
 
   bool online(std::string_view pubkey) const;
   size_t count() const noexcept { return by_key_.size(); }
