@@ -239,8 +239,21 @@ void Billing::drop_ticket(Ticket* t) {
 
 void Billing::reject(const std::string& agent, const std::string& request_id,
                      std::string_view code, const std::string& message) {
-  TG_WARN(kLog, "claim %s from agent %s refused: %s", request_id.c_str(), agent.substr(0, 12).c_str(),
-          message.c_str());
+  // At most one warning per agent and second: a hostile agent must not be
+  // able to fill the log with refusals.
+  const uint64_t now = uv_now(loop_);
+  AgentBook& book = books_[agent];
+  if (now - book.last_reject_log_ms >= 1000 || book.last_reject_log_ms == 0) {
+    TG_WARN(kLog, "claim %s from agent %s refused: %s%s", request_id.c_str(),
+            agent.substr(0, 12).c_str(), message.c_str(),
+            book.rejects_unlogged ? (" (and " + std::to_string(book.rejects_unlogged) +
+                                     " more refused claims in the last second)").c_str()
+                                  : "");
+    book.last_reject_log_ms = std::max<uint64_t>(now, 1);
+    book.rejects_unlogged = 0;
+  } else {
+    ++book.rejects_unlogged;
+  }
   tunnel::ClaimRejected r;
   r.request_id = request_id;
   r.code = std::string(code);

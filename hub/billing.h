@@ -176,6 +176,8 @@ class Billing {
     uint64_t checkpoint_seq = 0;               // last checkpointed seq (loaded lazily)
     bool checkpoint_loaded = false;
     uint64_t head_seq = 0;                     // last settled seq seen here
+    uint64_t last_reject_log_ms = 0;           // claim refusals are logged once a second
+    uint64_t rejects_unlogged = 0;
   };
   std::unordered_map<std::string, AgentBook> books_;
   struct TierCache {

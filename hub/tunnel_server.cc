@@ -23,6 +23,8 @@ constexpr uint16_t kInternalError = 1011;
 constexpr uint64_t kMaxWsMessage =
     std::max<uint64_t>(tunnel::kMaxSessionMessage, tunnel::kFrameHeaderSize + tunnel::kMaxFramePayload);
 constexpr uint64_t kUpgradeLingerMs = 1000;
+// Model names quoted in one log line at most.
+constexpr size_t kMaxModelsLogged = 10;
 // How long a closing tunnel waits for the agent's close frame: a dead or
 // frozen agent never sends one, and the tunnel counts as online until then.
 constexpr uint64_t kTunnelCloseTimeoutMs = 1000;
@@ -313,14 +315,18 @@ void HubTunnel::on_register(const tunnel::Register& reg) {
   // Only priced models are routed: an unpriced one could not be billed.
   std::vector<std::string> models;
   std::string unpriced;
+  size_t unpriced_count = 0;
   for (const std::string& m : reg.models) {
     if (!server_->billing_ || server_->billing_->priced(m)) {
       models.push_back(m);
-    } else {
+    } else if (++unpriced_count <= kMaxModelsLogged) {
       unpriced += (unpriced.empty() ? "" : ", ") + m;
     }
   }
-  if (!unpriced.empty()) {
+  if (unpriced_count > 0) {
+    if (unpriced_count > kMaxModelsLogged) {
+      unpriced += " and " + std::to_string(unpriced_count - kMaxModelsLogged) + " more";
+    }
     TG_WARN(kLog, "agent %s: models without a price in prices.conf are not served: %s",
             pubkey_.c_str(), unpriced.c_str());
   }

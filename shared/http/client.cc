@@ -94,7 +94,10 @@ Status ClientConnection::request(const RequestHead& head, ClientHandler* handler
   }
   auto bytes = serialize(head);
   if (!bytes.ok()) return bytes.status();
-  TG_TRY(stream_->write(*bytes));
+  // The head may carry the vendor key: the stream copied it, our copy goes.
+  Status written = stream_->write(*bytes);
+  wipe(&*bytes);
+  TG_TRY(written);
 
   handler_ = handler;
   framing_ = framing;

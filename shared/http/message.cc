@@ -1,6 +1,8 @@
 #include "shared/http/message.h"
 
 #include <cstdio>
+#include <cstring>
+#include <utility>
 
 namespace tg::http {
 namespace {
@@ -31,7 +33,9 @@ std::string_view trim_ows(std::string_view s) noexcept {
   return s;
 }
 
-Status append_fields(const Headers& headers, const char* where, std::string* out) {
+// Checks every field before anything is copied, so a refused head leaves no
+// partial copy of its values (they may hold credentials) behind.
+Status check_fields(const Headers& headers, const char* where) {
   for (const Header& h : headers) {
     if (!is_token(h.name)) {
       return error(Errc::invalid_argument,
@@ -41,13 +45,25 @@ Status append_fields(const Headers& headers, const char* where, std::string* out
       return error(Errc::invalid_argument,
                    std::string(where) + ": value of header " + h.name + " contains CR, LF or NUL");
     }
+  }
+  return Status();
+}
+
+// Bytes append_fields() writes: "name: value\r\n" per field, then "\r\n".
+size_t fields_size(const Headers& headers) {
+  size_t n = 2;
+  for (const Header& h : headers) n += h.name.size() + 2 + trim_ows(h.value).size() + 2;
+  return n;
+}
+
+void append_fields(const Headers& headers, std::string* out) {
+  for (const Header& h : headers) {
     out->append(h.name);
     out->append(": ");
     out->append(trim_ows(h.value));
     out->append("\r\n");
   }
   out->append("\r\n");
-  return Status();
 }
 
 }  // namespace
@@ -188,14 +204,19 @@ Result<std::string> serialize(const RequestHead& head) {
     return error(Errc::invalid_argument,
                  "request version HTTP/1." + std::to_string(head.version_minor) + " unsupported");
   }
+  TG_TRY(check_fields(head.headers, "request"));
+  // Sized exactly: the buffer never grows, so no freed copy of a credential
+  // header is left behind, and the caller holds the only one (it wipes it).
+  const char* version = head.version_minor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n";
   std::string out;
-  out.reserve(64 + head.headers.bytes() + 4 * head.headers.size());
+  out.reserve(head.method.size() + 1 + head.target.size() + std::strlen(version) +
+              fields_size(head.headers));
   out.append(head.method);
   out.push_back(' ');
   out.append(head.target);
-  out.append(head.version_minor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
-  TG_TRY(append_fields(head.headers, "request", &out));
-  return out;
+  out.append(version);
+  append_fields(head.headers, &out);
+  return Result<std::string>(std::move(out));
 }
 
 Result<std::string> serialize(const ResponseHead& head) {
@@ -206,16 +227,19 @@ Result<std::string> serialize(const ResponseHead& head) {
   if (has_ctl_break(head.reason)) {
     return error(Errc::invalid_argument, "response reason contains CR, LF or NUL");
   }
+  TG_TRY(check_fields(head.headers, "response"));
+  const std::string code = std::to_string(head.status);
+  const std::string_view reason = head.reason.empty() ? std::string_view(reason_phrase(head.status))
+                                                     : std::string_view(head.reason);
   std::string out;
-  out.reserve(64 + head.headers.bytes() + 4 * head.headers.size());
+  out.reserve(9 + code.size() + 1 + reason.size() + 2 + fields_size(head.headers));
   out.append("HTTP/1.1 ");
-  out.append(std::to_string(head.status));
+  out.append(code);
   out.push_back(' ');
-  out.append(head.reason.empty() ? std::string_view(reason_phrase(head.status))
-                                 : std::string_view(head.reason));
+  out.append(reason);
   out.append("\r\n");
-  TG_TRY(append_fields(head.headers, "response", &out));
-  return out;
+  append_fields(head.headers, &out);
+  return Result<std::string>(std::move(out));
 }
 
 }  // namespace tg::http

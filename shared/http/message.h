@@ -79,7 +79,9 @@ const char* reason_phrase(int status) noexcept;
 
 // "METHOD target HTTP/1.x\r\n" + fields + "\r\n". Errc::invalid_argument if the
 // method or a header name is not a token, or the target / a value contains
-// CR, LF, NUL (or the target a space or is empty).
+// CR, LF, NUL (or the target a space or is empty); fields are checked before
+// any byte is copied. The result is built in one buffer of its exact size and
+// is the only copy made: a caller whose head holds a credential wipes it.
 Result<std::string> serialize(const RequestHead& head);
 // "HTTP/1.1 status reason\r\n" + fields + "\r\n"; same validation; status must be
 // 100..999.

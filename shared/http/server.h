@@ -31,7 +31,7 @@ struct ServerOptions {
   static constexpr uint64_t kDefaultBodyTimeoutMs = 60 * 1000;
   static constexpr uint64_t kDefaultLingerMs = 5 * 1000;
   static constexpr size_t kDefaultMaxConnections = 4096;
-  static constexpr size_t kDefaultMaxConnectionsPerAddress = 256;
+  static constexpr size_t kDefaultMaxConnectionsPerAddress = 512;
 
   // Request limits; body_bytes 0 means unlimited.
   ParserLimits limits{ParserLimits::kDefaultHeadBytes, ParserLimits::kDefaultHeaderCount,

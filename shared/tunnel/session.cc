@@ -121,14 +121,36 @@ Session::~Session() {
   graveyard_.clear();
 }
 
+void Session::apply_watermarks() {
+  // The transport wakes us (on_ws_drain -> notify_writable) at our own mark,
+  // not at its default one: a mark below the transport's would never fire.
+  const size_t high = std::max<size_t>(options_.write_high_water, 1);
+  ws_->set_write_watermarks(high, high / 4);
+}
+
+size_t Session::max_queued() const noexcept {
+  return options_.write_high_water + static_cast<size_t>(options_.max_streams) * options_.window +
+         kControlBacklog;
+}
+
+// Checked whenever the peer sends something, before we answer it.
+bool Session::over_queue_limit() {
+  if (closing_ || ws_->queued_bytes() <= max_queued()) return false;
+  fail(close_code::policy, "the peer left " + std::to_string(ws_->queued_bytes()) +
+                               " bytes unread (limit " + std::to_string(max_queued()) + ")");
+  return true;
+}
+
 void Session::start() {
   last_rx_ms_ = uv_now(loop_);
+  apply_watermarks();
   ws_->start(this);
   heartbeat_.start(options_.heartbeat_ms, options_.heartbeat_ms, [this] { on_heartbeat(); });
 }
 
 void Session::authenticated(const SessionOptions& options) {
   options_ = options;
+  apply_watermarks();
   phase_ = Phase::session;
   last_rx_ms_ = uv_now(loop_);
   heartbeat_.start(options_.heartbeat_ms, options_.heartbeat_ms, [this] { on_heartbeat(); });
@@ -258,6 +280,9 @@ void Session::on_heartbeat() {
 void Session::on_ws_message(ws::Connection&, ws::Opcode type, std::string_view payload) noexcept {
   last_rx_ms_ = uv_now(loop_);
   if (closing_) return;
+  // A peer that asks for more while leaving our answers unread is cut off
+  // before it can grow our queue without bound.
+  if (over_queue_limit()) return;
   if (type == ws::Opcode::text) on_text(payload);
   else on_binary(payload);
 }

@@ -26,6 +26,10 @@
 
 namespace tg::tunnel {
 
+// Control messages (answers, claims, settles) queued beyond what flow
+// control accounts for, before an unread tunnel is closed.
+constexpr size_t kControlBacklog = 4 * 1024 * 1024;
+
 class Session;
 class Channel;
 
@@ -179,6 +183,11 @@ class Session final : private ws::Handler {
   bool closing() const noexcept { return closing_; }
 
   bool write_blocked() const noexcept;
+  // The write queue a peer may leave unread before the tunnel is closed
+  // (1008): what flow control allows (max_streams x window of data, the
+  // high-water mark) plus kControlBacklog of control messages. A peer that
+  // stops reading but keeps asking for answers cannot grow it further.
+  size_t max_queued() const noexcept;
   const std::string& peer_address() const noexcept { return ws_->peer_address(); }
   const net::TlsInfo* tls() const noexcept { return ws_->tls(); }
   Side side() const noexcept { return side_; }
@@ -198,6 +207,10 @@ class Session final : private ws::Handler {
   // Removes a channel; calls its handler when `notify`.
   void drop_channel(uint32_t id, const Status& why, bool notify);
   void notify_writable();
+  // Applies options_.write_high_water to the transport's marks.
+  void apply_watermarks();
+  // Closes the tunnel (1008) when the peer left more than max_queued() unread.
+  bool over_queue_limit();
   Status write_data(uint32_t id, std::string_view data, bool fin);
   // True if `id` was used before in this session (late data is ignored).
   bool seen_before(uint32_t id) const noexcept { return id != 0 && id <= highest_id_; }

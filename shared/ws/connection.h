@@ -110,6 +110,9 @@ class Connection final : private net::StreamHandler {
   // Backpressure, forwarded from the transport.
   bool write_blocked() const noexcept { return stream_->write_blocked(); }
   size_t queued_bytes() const noexcept { return stream_->queued_bytes(); }
+  // Sets the transport's marks: write_blocked() above `high`, on_ws_drain
+  // once the queue is back to `low`.
+  void set_write_watermarks(size_t high, size_t low) noexcept { stream_->set_write_watermarks(high, low); }
   // Stops / restarts message delivery; unprocessed bytes of the current read
   // are kept and processed, from the loop, after resume_reading().
   void pause_reading() noexcept;

@@ -5,6 +5,7 @@ wait on, and a temp-dir world with one hub and any number of agents, all on
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,80 @@ import time
 import traceback
 
 WAIT = 15.0  # seconds: the longest any single expected event may take
+# TG_WRAP: a command that prefixes the argv of every tokengo-* daemon (e.g.
+# valgrind, see scripts/valgrind); TG_TIME_SCALE stretches WAIT for it.
+TG_WRAP = shlex.split(os.environ.get("TG_WRAP", ""))
+WAIT *= float(os.environ.get("TG_TIME_SCALE", "1"))
+
+
+class Capture:
+    """Keeps a copy of every daemon log and every captured output of one test
+    case in $TG_TEST_CAPTURE_DIR/<label>.<case>/, for the secret scan
+    (secret_scan.py) at the end of the suite. Files: proc-<name>.log (a copy
+    of a Proc's log, taken when the case ends) and cli-NNN.txt / client-NNN.txt
+    (one captured command: argv, exit code, stdout, stderr). Inactive when
+    the variable is unset."""
+
+    current = None  # the Capture of the case running now, or None
+
+    def __init__(self, root, label, case):
+        self.dir = os.path.join(root, "%s.%s" % (label, case))
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        self.logs = []   # Proc log paths of this case
+        self.count = 0
+
+    @classmethod
+    def begin(cls, label, case):
+        root = os.environ.get("TG_TEST_CAPTURE_DIR", "")
+        cls.current = cls(root, label, case) if root else None
+
+    @classmethod
+    def end(cls):
+        """Copies the daemon logs (after their processes were stopped)."""
+        c, cls.current = cls.current, None
+        if c is None:
+            return
+        seen = {}
+        for path in c.logs:
+            if not os.path.exists(path):
+                continue
+            name = os.path.basename(path)
+            seen[name] = seen.get(name, 0) + 1
+            dest = "proc-" + name if seen[name] == 1 else "proc-%d-%s" % (seen[name], name)
+            shutil.copyfile(path, os.path.join(c.dir, dest))
+
+    @classmethod
+    def add_log(cls, path):
+        c = cls.current
+        if c is not None and path not in c.logs:
+            c.logs.append(path)
+
+    @classmethod
+    def add_output(cls, kind, argv, returncode, stdout, stderr):
+        """kind: "cli" (an operator command: tokengo-hub/-agent) or "client"
+        (a user-side program: SDK, curl), which the scan treats apart."""
+        c = cls.current
+        if c is None:
+            return
+        c.count += 1
+        path = os.path.join(c.dir, "%s-%03d.txt" % (kind, c.count))
+        with open(path, "w", encoding="utf-8", errors="replace") as f:
+            f.write("# argv: %s\n# exit: %s\n--- stdout\n%s\n--- stderr\n%s\n" %
+                    (" ".join(str(a) for a in argv), returncode, _text(stdout), _text(stderr)))
+
+
+def _text(out):
+    if out is None:
+        return ""
+    if isinstance(out, bytes):
+        return out.decode("utf-8", "replace")
+    return out
+
+
+def keep_output(argv, result, kind="client"):
+    """Keeps a subprocess.run result (capture_output=True) for the scan."""
+    Capture.add_output(kind, argv, result.returncode, result.stdout, result.stderr)
 
 
 class Proc:
@@ -22,6 +97,10 @@ class Proc:
         self.name = name
         self.log_path = os.path.join(workdir, name + ".log")
         self.log = open(self.log_path, "ab")
+        Capture.add_log(self.log_path)
+        self.wrapped = bool(TG_WRAP) and os.path.basename(argv[0]).startswith("tokengo-")
+        if self.wrapped:
+            argv = TG_WRAP + list(argv)
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log,
                                      stdin=subprocess.DEVNULL, cwd=workdir, env=env)
         self.read_from = 0
@@ -63,6 +142,13 @@ class Proc:
                                  (self.name, timeout, tail(self.text())))
 
     def kill(self):
+        if self.proc.poll() is None and self.wrapped:
+            # SIGTERM first, so that the wrapper (valgrind) writes its report.
+            self.proc.terminate()
+            try:
+                self.proc.wait(WAIT)
+            except subprocess.TimeoutExpired:
+                pass
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
@@ -89,6 +175,7 @@ class World:
     def close(self, keep):
         for p in self.procs:
             p.kill()
+        Capture.end()
         if not keep:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -130,6 +217,7 @@ class World:
     def cli(self, *args, expect=0):
         r = subprocess.run([self.hub_bin] + list(args) + ["--config", self.path("hub.conf")],
                            capture_output=True, text=True, timeout=WAIT, cwd=self.dir)
+        Capture.add_output("cli", ["tokengo-hub"] + list(args), r.returncode, r.stdout, r.stderr)
         if r.returncode != expect:
             raise AssertionError("tokengo-hub %s exited %d, want %d:\n%s%s" %
                                  (" ".join(args), r.returncode, expect, r.stdout, r.stderr))
@@ -193,6 +281,7 @@ def run_cases(cases, argv=None, label="tests"):
     args, extra = ap.parse_known_args(argv)
     passed = failed = 0
     for name in args.case or sorted(cases):
+        Capture.begin(label, name)
         w = World(os.path.abspath(args.hub), os.path.abspath(args.agent), extra)
         t0 = time.monotonic()
         ok = False

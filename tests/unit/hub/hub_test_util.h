@@ -111,6 +111,7 @@ class Agent final : public tunnel::SessionHandler, public ws::Handler {
   std::vector<tunnel::ClaimRejected> claim_rejected;
   std::vector<tunnel::Settle> settles;
   std::vector<tunnel::Checkpoint> checkpoints;
+  std::vector<tunnel::Message> stream_messages;   // raw mode: credit, abort, error
   // Raw mode with record_all: every message received, in order.
   std::vector<std::pair<ws::Opcode, std::string>> frames;
   // Raw mode: the send queue drained (after having been over its high water).
@@ -248,6 +249,11 @@ class Agent final : public tunnel::SessionHandler, public ws::Handler {
         claim_rejected.push_back(std::get<tunnel::ClaimRejected>(m));
         return;
       case tunnel::Type::settle: settles.push_back(std::get<tunnel::Settle>(m)); return;
+      case tunnel::Type::credit:
+      case tunnel::Type::abort:
+      case tunnel::Type::error:
+        stream_messages.push_back(m);  // raw mode: the hub's side of a stream
+        return;
       case tunnel::Type::checkpoint: checkpoints.push_back(std::get<tunnel::Checkpoint>(m)); return;
       default: ADD_FAILURE() << "unexpected " << tunnel::type_name(tunnel::type_of(m)); return;
     }
