@@ -149,6 +149,10 @@ config::Schema make_schema() {
       Key{"api_key", Type::secret, "", 0, 0, nullptr, "the vendor key (not needed for local)"},
       Key{"models", Type::string, nullptr, 0, 0, nullptr, "comma-separated model names"},
       Key{"max_parallel", Type::integer, "4", 1, 256, nullptr, nullptr},
+      Key{"rpm", Type::integer, "0", 0, kMaxProviderRpm, nullptr,
+          "requests per minute sent with this key; 0: no limit of ours"},
+      Key{"tpm", Type::integer, "0", 0, kMaxProviderTpm, nullptr,
+          "tokens per minute (input + output, as metered); 0: no limit of ours"},
       Key{"resource", Type::string, "", 0, 0, nullptr,
           "azure only: the resource name in <resource>.openai.azure.com"},
       Key{"deployment", Type::string, "", 0, 0, nullptr, "azure only: the deployment name"},
@@ -227,6 +231,8 @@ LoadResult finish(config::ParseResult parsed) {
       }
     }
     pc.max_parallel = static_cast<int>(p->integer("max_parallel"));
+    pc.rpm = static_cast<uint32_t>(p->integer("rpm"));
+    pc.tpm = static_cast<uint64_t>(p->integer("tpm"));
     if (pc.type != "local" && pc.api_key.empty() && !crypto::is_sealed(raw)) {
       err(*p, "api_key", p->label() + ": api_key is required for type " + pc.type);
     }

@@ -19,6 +19,9 @@ constexpr size_t kMaxModelsPerAgent = 256;
 constexpr size_t kMaxModelNameBytes = 128;
 
 constexpr const char* kDefaultAzureApiVersion = "2024-10-21";
+// Upper bounds of the provider keys rpm and tpm (rpm: the tunnel's capacity.rpm).
+constexpr int64_t kMaxProviderRpm = 10000000;
+constexpr int64_t kMaxProviderTpm = 10000000000;
 
 struct ProviderConfig {
   std::string name;                 // [provider NAME]
@@ -26,6 +29,9 @@ struct ProviderConfig {
   Secret api_key;                   // empty only for local
   std::vector<std::string> models;  // exposed names (= vendor model names)
   int max_parallel = 4;
+  // Our own limits for this key (agent/limiter.h); 0: none.
+  uint32_t rpm = 0;                 // requests per minute
+  uint64_t tpm = 0;                 // tokens per minute (input + cached + output)
   // azure only: <resource>.openai.azure.com, /openai/deployments/<deployment>/...
   std::string resource;
   std::string deployment;

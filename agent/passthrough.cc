@@ -3,8 +3,10 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <sodium.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "agent/vendors.h"
@@ -32,6 +34,22 @@ std::string address_text(const sockaddr* sa) {
   return buf;
 }
 
+int64_t unix_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+const char* refusal_text(Refusal r) {
+  switch (r) {
+    case Refusal::paused: return "paused after a vendor 429";
+    case Refusal::tokens: return "tokens per minute used up";
+    case Refusal::requests: return "requests per minute used up";
+    case Refusal::none: break;
+  }
+  return "available";
+}
+
 uint16_t port_of(const sockaddr* sa) {
   if (sa->sa_family == AF_INET) {
     sockaddr_in a;
@@ -51,8 +69,10 @@ uint16_t port_of(const sockaddr* sa) {
 class Passthrough::Call final : public tunnel::ChannelHandler, public http::ClientHandler {
  public:
   // resolving (local names only) -> connecting -> requesting (head sent,
-  // waiting for the response head) -> responding -> done.
-  enum class State { idle, resolving, connecting, requesting, responding, done };
+  // waiting for the response head) -> responding -> done; a failure before
+  // the response head may go to backoff (waiting to dial again) or, for a
+  // reused connection the vendor closed, straight back to dialling.
+  enum class State { idle, resolving, connecting, requesting, responding, backoff, done };
 
   Call(Passthrough& owner, tunnel::Channel& ch, const tunnel::Call& call, size_t provider,
        VendorRequest req)
@@ -66,6 +86,7 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
         req_(std::move(req)),
         deadline_ms_(call.deadline_ms),
         deadline_(owner.loop_),
+        backoff_(owner.loop_),
         started_ms_(uv_now(owner.loop_)) {
     if (id_ == 0) id_ = ch.id();
   }
@@ -133,6 +154,14 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
 
   void on_response_head(http::ClientConnection&, const http::ResponseHead& head) noexcept override {
     if (state_ != State::requesting) return;
+    if (head.status == 429) {
+      vendor_429(head);
+      return;
+    }
+    if (head.status >= 500 &&
+        retry_later("vendor " + req_.host + " answered " + std::to_string(head.status))) {
+      return;
+    }
     transition(State::responding);
     wipe_auth(req_.head);  // no retry from here on
     drop_replay();
@@ -177,13 +206,14 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
 
   void on_error(http::ClientConnection&, const Status& why) noexcept override {
     if (state_ == State::done) return;
-    if (state_ == State::requesting && reused_ && replayable_ && !retried_ &&
-        (why.code() == Errc::closed || why.code() == Errc::io)) {
-      retry(why);
+    const bool before_head = state_ == State::requesting;
+    const bool lost = why.code() == Errc::closed || why.code() == Errc::io;
+    if (before_head && reused_ && replayable_ && !keepalive_retried_ && lost) {
+      retry_now(why);
       return;
     }
     std::string_view code = tunnel::stream_error::upstream_error;
-    if (state_ == State::requesting) {
+    if (before_head) {
       if (why.code() == Errc::timeout) {
         code = tunnel::stream_error::upstream_timeout;
       } else if (why.code() != Errc::parse && why.code() != Errc::limit &&
@@ -191,7 +221,9 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
         code = tunnel::stream_error::upstream_unreachable;
       }
     }
-    fail(code, "vendor " + req_.host + ": " + why.message());
+    const std::string what = "vendor " + req_.host + ": " + why.message();
+    if (before_head && (lost || why.code() == Errc::tls) && retry_later(what)) return;
+    fail(code, what);
   }
 
   void on_request_drain(http::ClientConnection&) noexcept override {
@@ -210,13 +242,26 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
     Call* owner = nullptr;
   };
 
+  static bool legal(State from, State to) {
+    switch (to) {
+      case State::idle: return false;
+      case State::resolving:
+      case State::connecting:
+        // Dialling: first, after the resolve, after a back-off, or at once
+        // when a reused connection ended before the answer.
+        return from == State::idle || from == State::backoff || from == State::requesting ||
+               (to == State::connecting && from == State::resolving);
+      case State::requesting: return from == State::connecting;
+      case State::responding: return from == State::requesting;
+      case State::backoff:
+        return from == State::resolving || from == State::connecting || from == State::requesting;
+      case State::done: return from != State::done;
+    }
+    return false;
+  }
+
   void transition(State to) {
-    // Legal edges: forward along the chain (skipping resolving), anything ->
-    // done, and requesting -> resolving/connecting once, for the retry.
-    const bool ok = to == State::done || static_cast<int>(to) > static_cast<int>(state_) ||
-                    (retried_ && state_ == State::requesting &&
-                     (to == State::resolving || to == State::connecting));
-    if (!ok) {
+    if (!legal(state_, to)) {
       TG_ERROR(kLog, "call %u: illegal transition %d -> %d", id_, static_cast<int>(state_),
                static_cast<int>(to));
     }
@@ -233,20 +278,75 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
   }
 
   // The reused connection closed before any answer: send the request again,
-  // once, on a new connection (its body bytes so far are in replay_).
-  void retry(const Status& why) {
+  // once and at once, on a new connection (its body bytes so far are in
+  // replay_). A stale pooled connection is not the vendor failing, so this
+  // does not count against kMaxVendorRetries.
+  void retry_now(const Status& why) {
     TG_DEBUG(kLog, "call %u: reused vendor connection ended before the response (%s); retrying",
              id_, why.message().c_str());
     ++owner_.stats_.retried;
-    retried_ = true;
+    keepalive_retried_ = true;
+    reset_for_retry();
+    dial();
+  }
+
+  // A 5xx or a failed connection before any response byte went to the hub:
+  // dials again after a jittered back-off if a retry is left, the whole body
+  // so far is in replay_ and the deadline allows it; false (nothing done)
+  // otherwise.
+  bool retry_later(const std::string& what) {
+    if (vendor_retries_ >= kMaxVendorRetries || !replayable_ || !ch_) return false;
+    const RetryBackoff& b = kVendorRetryBackoff[vendor_retries_];
+    const uint64_t delay =
+        b.min_ms + randombytes_uniform(static_cast<uint32_t>(b.max_ms - b.min_ms + 1));
+    if (delay >= remaining_ms()) return false;
+    ++vendor_retries_;
+    ++owner_.stats_.vendor_retries;
+    TG_INFO(kLog, "call %u %s via %s: %s; retry %d of %d in %llu ms on a new connection", id_,
+            model_.c_str(), provider_name().c_str(), what.c_str(), vendor_retries_,
+            kMaxVendorRetries, static_cast<unsigned long long>(delay));
+    reset_for_retry();
+    transition(State::backoff);
+    backoff_.start(delay, 0, [this] { dial(); });
+    return true;
+  }
+
+  // Drops the vendor side of the attempt that failed (allowed inside its
+  // callbacks); the request starts over on the next connection.
+  void reset_for_retry() {
     reused_ = false;
-    conn_.reset();  // allowed inside its callback
+    conn_.reset();
+    tls_.reset();
+    tcp_.reset();
     if (owed_ > 0 && ch_) {  // those bytes are safe in replay_
       ch_->consumed(owed_);
       owed_ = 0;
     }
     request_done_ = false;
-    dial();
+  }
+
+  // The vendor answered 429 before anything went to the hub: not forwarded.
+  // The provider's rate goes down and the hub hears `upstream_rate_limited`,
+  // so it routes the request elsewhere.
+  void vendor_429(const http::ResponseHead& head) {
+    status_ = head.status;
+    meter_.response_status(head.status);
+    std::optional<uint64_t> retry_after;
+    if (head.headers.has("retry-after")) {
+      auto parsed = parse_retry_after(head.headers.get("retry-after"), unix_now_ms());
+      if (parsed.ok()) {
+        retry_after = *parsed;
+      } else {
+        TG_DEBUG(kLog, "call %u: %s; using the back-off", id_, parsed.status().message().c_str());
+      }
+    }
+    ++owner_.stats_.vendor_429;
+    const uint64_t ready = owner_.vendor_throttled(provider_, started_ms_, retry_after);
+    // This attempt reached the vendor: it is claimed (zero usage).
+    fail(tunnel::stream_error::upstream_rate_limited,
+         "retry in " + std::to_string(ready) + " ms; vendor answered 429 (" + req_.host +
+             ", provider " + provider_name() + ", now " +
+             std::to_string(owner_.limiter_.effective_rpm(provider_)) + " requests per minute)");
   }
 
   void drop_replay() {
@@ -268,8 +368,8 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
                             service.c_str(), &hints);
     if (rc != 0) {
       delete op;
-      fail(tunnel::stream_error::upstream_unreachable,
-           uv_status(rc, ("resolve " + req_.host).c_str()).message());
+      const std::string what = uv_status(rc, ("resolve " + req_.host).c_str()).message();
+      if (!retry_later(what)) fail(tunnel::stream_error::upstream_unreachable, what);
       return;
     }
     resolve_ = op;
@@ -290,8 +390,9 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
 
   void on_addresses(int status, const addrinfo* res) {
     if (status < 0 || !res) {
-      fail(tunnel::stream_error::upstream_unreachable,
-           uv_status(status < 0 ? status : UV_EAI_NONAME, ("resolve " + req_.host).c_str()).message());
+      const std::string what =
+          uv_status(status < 0 ? status : UV_EAI_NONAME, ("resolve " + req_.host).c_str()).message();
+      if (!retry_later(what)) fail(tunnel::stream_error::upstream_unreachable, what);
       return;
     }
     for (const addrinfo* ai = res; ai; ai = ai->ai_next) {
@@ -329,9 +430,13 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
   void on_connected(Result<net::StreamPtr> r) {
     if (state_ != State::connecting) return;
     if (!r.ok()) {
-      const bool timeout = r.status().code() == Errc::timeout;
-      fail(timeout ? tunnel::stream_error::upstream_timeout : tunnel::stream_error::upstream_unreachable,
-           "vendor " + req_.host + ": " + r.status().message());
+      const Errc code = r.status().code();
+      const std::string what = "vendor " + req_.host + ": " + r.status().message();
+      if (code == Errc::timeout) {
+        fail(tunnel::stream_error::upstream_timeout, what);
+      } else if (code == Errc::permission || !retry_later(what)) {
+        fail(tunnel::stream_error::upstream_unreachable, what);  // a certificate refusal is final
+      }
       return;
     }
     http::ClientOptions o;
@@ -350,11 +455,10 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
       return;
     }
     transition(State::requesting);
-    if (!replay_.empty()) {
+    if (!replay_.empty()) {  // a retry: what the earlier attempt sent
       Status w = conn_->write(replay_);
       if (!w.ok()) TG_DEBUG(kLog, "call %u: request body not written: %s", id_, w.message().c_str());
     }
-    if (!reused_) drop_replay();
     std::string held = std::move(req_pending_);
     req_pending_.clear();
     send_request_bytes(held, req_fin_);
@@ -364,19 +468,19 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
   // hub now, or once the socket drains if it is write-blocked.
   void send_request_bytes(std::string_view data, bool fin) {
     req_fin_ = req_fin_ || fin;
-    if (request_done_) {  // the vendor answered already; drop the rest
+    if (!data.empty() && replayable_) {  // kept even if this connection cannot take it
+      if (replay_.size() + data.size() <= kMaxReplayBytes) {
+        replay_.append(data);
+        note_held(replay_.size());
+      } else {
+        drop_replay();
+      }
+    }
+    if (request_done_) {  // this connection can take no more; drop the rest
       if (ch_ && !data.empty()) ch_->consumed(data.size());
       return;
     }
     if (!data.empty()) {
-      if (reused_ && replayable_) {
-        if (replay_.size() + data.size() <= kMaxReplayBytes) {
-          replay_.append(data);
-          note_held(replay_.size());
-        } else {
-          drop_replay();
-        }
-      }
       Status s = conn_->write(data);
       if (!s.ok()) {
         // The vendor side is over; its on_error or end decides the outcome.
@@ -461,6 +565,7 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
     const bool responded = state_ == State::responding;
     transition(State::done);
     deadline_.stop();
+    backoff_.stop();
     conn_.reset();  // closes the vendor connection now (allowed inside its callbacks)
     tls_.reset();
     tcp_.reset();
@@ -479,14 +584,16 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
     // Every call that was taken ends in the ledger's outbox, and its claim
     // follows its last byte on the tunnel (finish, error or our stop after
     // an abort): the hub has read the same bytes when the claim arrives.
+    const billing::Usage usage = meter_.result();
     if (owner_.reporter_) {
       FinishedCall f;
       f.request_id = request_id_;
       f.model = model_;
-      f.usage = meter_.result();
+      f.usage = usage;
       f.status = status_;
       owner_.reporter_->call_finished(f);
     }
+    owner_.call_ended(provider_, status_, usage);
     switch (outcome) {
       case Outcome::finished:
         ++st.finished;
@@ -534,7 +641,8 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
   uint64_t deadline_ms_;
   State state_ = State::idle;
   Timer deadline_;
-  uint64_t started_ms_;
+  Timer backoff_;              // the wait before a retry's dial
+  uint64_t started_ms_;        // also when the limiter admitted the call
   Resolve* resolve_ = nullptr;
   std::unique_ptr<tls::Connector> tls_;
   std::unique_ptr<net::TcpConnector> tcp_;
@@ -544,9 +652,10 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
   bool request_done_ = false;  // the request body ended (or can no longer be sent)
   size_t owed_ = 0;            // credit held back while the vendor socket is write-blocked
   bool reused_ = false;        // conn_ came from the idle pool
-  bool replayable_ = true;     // replay_ holds every body byte sent on the reused conn_
-  bool retried_ = false;       // the one retry was used
-  std::string replay_;         // see kMaxReplayBytes
+  bool replayable_ = true;     // replay_ holds every body byte received so far
+  bool keepalive_retried_ = false;  // the one immediate retry after a reused conn_ ended was used
+  int vendor_retries_ = 0;     // retries after a 5xx or failed connection (kMaxVendorRetries)
+  std::string replay_;         // see kMaxReplayBytes; dropped once an answer is accepted
   std::string resp_pending_;   // response bytes that did not fit the window
   bool resp_end_ = false;
   int status_ = 0;
@@ -574,6 +683,16 @@ Result<std::unique_ptr<Passthrough>> Passthrough::create(uv_loop_t* loop, const 
   return std::unique_ptr<Passthrough>(new Passthrough(loop, config, options, std::move(ctx)));
 }
 
+namespace {
+
+std::vector<ProviderLimits> limits_of(const AgentConfig& config) {
+  std::vector<ProviderLimits> out;
+  for (const auto& p : config.providers) out.push_back(ProviderLimits{p.rpm, p.tpm});
+  return out;
+}
+
+}  // namespace
+
 Passthrough::Passthrough(uv_loop_t* loop, const AgentConfig& config, PassthroughOptions options,
                          std::shared_ptr<tls::ClientContext> tls)
     : loop_(loop),
@@ -583,7 +702,11 @@ Passthrough::Passthrough(uv_loop_t* loop, const AgentConfig& config, Passthrough
       busy_(config.providers.size(), 0),
       idle_(config.providers.size()),
       reaper_(loop),
-      sweeper_(loop) {}
+      sweeper_(loop),
+      limiter_(limits_of(config)),
+      capacity_timer_(loop) {
+  capacity_timer_.unref();  // a pending "available again" report must not delay an exit
+}
 
 Passthrough::~Passthrough() = default;
 
@@ -664,6 +787,18 @@ void Passthrough::on_call(tunnel::Channel& ch, const tunnel::Call& call) noexcep
                                            std::to_string(p.max_parallel));
     return;
   }
+  const Admission admission = limiter_.admit(index, uv_now(loop_));
+  if (!admission.admitted) {
+    wipe_auth(req->head);
+    ++stats_.rate_limited;
+    const uint32_t rpm = limiter_.effective_rpm(index);
+    refuse(tunnel::stream_error::rate_limited,
+           "retry in " + std::to_string(admission.wait_ms) + " ms; provider " + p.name + ": " +
+               refusal_text(admission.refusal) +
+               (rpm > 0 ? " (" + std::to_string(rpm) + " requests per minute)" : std::string()));
+    flush_capacity();
+    return;
+  }
   ++stats_.calls;
   ++busy_[index];
   calls_.push_back(std::make_unique<Call>(*this, ch, call, index, std::move(req.value())));
@@ -672,6 +807,52 @@ void Passthrough::on_call(tunnel::Channel& ch, const tunnel::Call& call) noexcep
   TG_DEBUG(kLog, "call %u %s: via %s (%s)", ch.id(), call.model.c_str(), p.name.c_str(),
            p.type.c_str());
   c->start();
+  flush_capacity();  // the admission may have emptied the request bucket
+}
+
+uint64_t Passthrough::vendor_throttled(size_t provider, uint64_t admitted_ms,
+                                       std::optional<uint64_t> retry_after_ms) {
+  const uint64_t ready = limiter_.throttled(provider, uv_now(loop_), admitted_ms, retry_after_ms);
+  flush_capacity();
+  return ready;
+}
+
+void Passthrough::call_ended(size_t provider, int status, const billing::Usage& usage) {
+  limiter_.finished(provider, uv_now(loop_), status, usage.input + usage.cached + usage.output);
+  flush_capacity();
+}
+
+void Passthrough::on_tunnel_ready() noexcept {
+  limiter_.reset_reports(uv_now(loop_));
+  flush_capacity();
+}
+
+void Passthrough::flush_capacity() {
+  const uint64_t now = uv_now(loop_);
+  uint64_t next = UINT64_MAX;
+  for (size_t i = 0; i < limiter_.size(); ++i) {
+    if (auto r = limiter_.poll_report(i, now)) {
+      const ProviderConfig& p = config_.providers[i];
+      tunnel::Capacity m;
+      m.models = p.models;
+      m.ready_in_ms = static_cast<uint32_t>(r->ready_in_ms);
+      m.rpm = r->rpm;
+      Status s = send_ ? send_(m) : error(Errc::closed, "no tunnel");
+      if (s.ok()) {
+        ++stats_.capacity_reports;
+        TG_DEBUG(kLog, "provider %s: capacity sent: ready in %llu ms, %u requests per minute",
+                 p.name.c_str(), static_cast<unsigned long long>(r->ready_in_ms), r->rpm);
+      } else {
+        TG_DEBUG(kLog, "provider %s: capacity not sent: %s", p.name.c_str(), s.message().c_str());
+      }
+    }
+    if (auto at = limiter_.next_report_ms(i, now)) next = std::min(next, *at);
+  }
+  if (next == UINT64_MAX) {
+    capacity_timer_.stop();
+    return;
+  }
+  capacity_timer_.start(next > now ? next - now : 1, 0, [this] { flush_capacity(); });
 }
 
 void Passthrough::retire(Call* c) {

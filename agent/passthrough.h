@@ -2,20 +2,26 @@
 // HTTP/1.1 request to its provider's vendor (endpoints and rewriting from
 // vendors.h) and streams both bodies through with end-to-end flow control:
 // credit goes back to the hub only once bytes reached the vendor socket, and
-// the vendor is not read while the channel has no send capacity. Owns the
-// vendor connections (one per call) and the TLS context for vendors. Never
-// logs or sends into the tunnel a vendor key, a header value or a body byte.
+// the vendor is not read while the channel has no send capacity. Each
+// provider's rate limits (limiter.h) are checked before its vendor is
+// called; a vendor 429 is never forwarded, and a 5xx or a failed connection
+// before any response byte is retried. Owns the vendor connections (one per
+// call), the TLS context for vendors and the limiter. Never logs or sends
+// into the tunnel a vendor key, a header value or a body byte.
 #pragma once
 
 #include <uv.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "agent/config.h"
+#include "agent/limiter.h"
 #include "agent/tunnel_client.h"
 #include "shared/billing/usage.h"
 #include "shared/core/loop.h"
@@ -55,26 +61,45 @@ struct PassthroughOptions {
   uint64_t idle_ms = 2000;
 };
 
-// Request body bytes a call on a reused connection keeps, so that it can be
-// sent again on a new connection if the vendor closed the reused one before
-// answering. Past this, the call cannot be retried.
+// Request body bytes a call keeps until the vendor's answer is accepted, so
+// that it can be sent again on a new connection (a reused connection the
+// vendor closed, a 5xx, a failed connection). Past this, the call is not
+// retried.
 constexpr size_t kMaxReplayBytes = 64 * 1024;
+
+// A 5xx answer or a failed connection (resolve, connect, TLS, reset before
+// the response head) is retried this many times on a new connection, after
+// a jittered back-off, while the call's deadline allows it. A TLS
+// certificate refusal and a connect timeout are not retried.
+constexpr int kMaxVendorRetries = 2;
+struct RetryBackoff {
+  uint64_t min_ms;
+  uint64_t max_ms;
+};
+constexpr RetryBackoff kVendorRetryBackoff[kMaxVendorRetries] = {{100, 300}, {200, 600}};
 
 // Counters, for logs and tests.
 struct PassthroughStats {
   uint64_t calls = 0;          // calls taken (a vendor request was attempted)
-  uint64_t refused = 0;        // answered at once: unknown_model, bad_request, busy
+  uint64_t refused = 0;        // answered at once: unknown_model, bad_request, busy, rate_limited
+  uint64_t rate_limited = 0;   // of which refused by the limiter
   uint64_t finished = 0;       // ended with finish
   uint64_t failed = 0;         // ended with error
   uint64_t aborted = 0;        // the hub aborted or the tunnel ended
   uint64_t connections = 0;    // vendor connections opened
   uint64_t reused = 0;         // calls sent on a kept-alive connection
   uint64_t retried = 0;        // calls sent again after a reused connection closed
+  uint64_t vendor_retries = 0; // requests sent again after a 5xx or a failed connection
+  uint64_t vendor_429 = 0;     // vendor 429s answered error{rate_limited}
+  uint64_t capacity_reports = 0;  // `capacity` messages sent
   size_t max_held_bytes = 0;   // most body bytes one call ever held (either direction)
 };
 
 class Passthrough final : public CallHandler {
  public:
+  // Sends a control message on the live tunnel (Errc::closed when there is none).
+  using SendFn = std::function<Status(const tunnel::Message& m)>;
+
   // Builds the vendor TLS context (CA bundle config.ca_file, full chain and
   // host name verification) when a provider needs TLS. `config` must
   // outlive the Passthrough.
@@ -86,13 +111,13 @@ class Passthrough final : public CallHandler {
   Passthrough(const Passthrough&) = delete;
   Passthrough& operator=(const Passthrough&) = delete;
 
-  // Answers error{unknown_model | bad_request | busy} and closes the channel
-  // at once, or takes the stream over: the vendor request starts from the
-  // loop, and the stream ends with response + body + FIN + finish, or with
-  // error (before the response head: upstream_unreachable, upstream_timeout,
-  // upstream_error, deadline_exceeded; after it: upstream_error or
-  // deadline_exceeded). An abort or the tunnel's end closes the vendor
-  // connection at once.
+  // Answers error{unknown_model | bad_request | busy | rate_limited} and
+  // closes the channel at once, or takes the stream over: the vendor request
+  // starts from the loop, and the stream ends with response + body + FIN +
+  // finish, or with error (before the response head: rate_limited for a
+  // vendor 429, upstream_unreachable, upstream_timeout, upstream_error,
+  // deadline_exceeded; after it: upstream_error or deadline_exceeded). An
+  // abort or the tunnel's end closes the vendor connection at once.
   void on_call(tunnel::Channel& ch, const tunnel::Call& call) noexcept override;
 
   // Calls running now, in all or for one provider (by index in config.providers).
@@ -103,6 +128,12 @@ class Passthrough final : public CallHandler {
   const PassthroughStats& stats() const noexcept { return stats_; }
   // Receives every ended call (may be null: nothing is reported).
   void set_reporter(CallReporter* r) noexcept { reporter_ = r; }
+  // Where `capacity` reports go (may be empty: they are dropped).
+  void set_sender(SendFn send) { send_ = std::move(send); }
+  // A tunnel (re)registered: the hub knows nothing of our capacity, so
+  // providers unavailable now are reported again at once.
+  void on_tunnel_ready() noexcept;
+  const Limiter& limiter() const noexcept { return limiter_; }
 
  private:
   class Call;
@@ -117,6 +148,14 @@ class Passthrough final : public CallHandler {
   // Keeps a connection that finished a response with keep-alive.
   void give_back(size_t provider, std::unique_ptr<http::ClientConnection> conn);
   void sweep_idle();
+  // A call admitted at `admitted_ms` got a vendor 429: lowers the provider's
+  // rate, reports it; returns when the provider can take calls again.
+  uint64_t vendor_throttled(size_t provider, uint64_t admitted_ms,
+                            std::optional<uint64_t> retry_after_ms);
+  // A call of `provider` ended: its tokens and status go to the limiter.
+  void call_ended(size_t provider, int status, const billing::Usage& usage);
+  // Sends the capacity reports due and arms capacity_timer_ for the next.
+  void flush_capacity();
 
   struct Idle {
     std::unique_ptr<http::ClientConnection> conn;
@@ -133,6 +172,9 @@ class Passthrough final : public CallHandler {
   std::vector<std::unique_ptr<Call>> graveyard_;
   Timer reaper_;
   Timer sweeper_;                               // closes idle connections past idle_ms
+  Limiter limiter_;
+  Timer capacity_timer_;                        // unref'd: never keeps the loop alive
+  SendFn send_;
   PassthroughStats stats_;
   CallReporter* reporter_ = nullptr;
 };

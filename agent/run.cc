@@ -80,6 +80,11 @@ int run(const std::string& config_path) {
       return sender->send(m);
     });
     (*calls)->set_reporter(&settlement);
+    // Capacity reports of the limiter, through the same client.
+    (*calls)->set_sender([&sender](const tunnel::Message& m) -> Status {
+      if (!sender) return error(Errc::closed, "no tunnel");
+      return sender->send(m);
+    });
     // Declared after the passthrough, so destroyed first: its channels point there.
     TunnelClient client(loop, config, key.value(), calls->get());
     sender = &client;
@@ -112,6 +117,7 @@ int run(const std::string& config_path) {
     client.set_on_state([&](TunnelClient::State, TunnelClient::State to) {
       if (to == TunnelClient::State::stopped && signals == 0) finish(1);  // replaced: gave up
       if (to == TunnelClient::State::ready) {
+        (*calls)->on_tunnel_ready();
         notifier.status("tunnel up to " + config.hub.authority());
       } else if (to == TunnelClient::State::waiting) {
         notifier.status("reconnecting to " + config.hub.authority());

@@ -184,18 +184,32 @@ constexpr uint64_t kMinFailoverMs = 100;
 // request itself is bad, or its deadline passed).
 std::optional<Outcome> failover_outcome(std::string_view code) {
   namespace se = tunnel::stream_error;
-  if (code == se::busy || code == se::shutting_down || code == tunnel::stream_error::rate_limited) {
+  if (code == se::busy || code == se::shutting_down || code == se::rate_limited ||
+      code == se::upstream_rate_limited) {
     return Outcome::no_capacity;
   }
   if (code == se::bad_request || code == se::deadline_exceeded) return std::nullopt;
   return Outcome::failed;
 }
 
+// "retry in N ms..." (a rate_limited message) -> whole seconds, at least 1.
+uint64_t retry_after_seconds(std::string_view message) {
+  constexpr std::string_view kPrefix = "retry in ";
+  if (message.substr(0, kPrefix.size()) != kPrefix) return 1;
+  uint64_t ms = 0;
+  size_t digits = 0;
+  for (char c : message.substr(kPrefix.size())) {
+    if (c < '0' || c > '9' || ++digits > 10) break;
+    ms = ms * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return std::max<uint64_t>((ms + 999) / 1000, 1);
+}
+
 // Stream errors an agent answers at once, without calling a vendor.
 bool refused_before_vendor(std::string_view code) {
   namespace se = tunnel::stream_error;
   return code == se::busy || code == se::unknown_model || code == se::bad_request ||
-         code == se::shutting_down;
+         code == se::shutting_down || code == se::rate_limited;
 }
 
 }  // namespace
@@ -307,9 +321,10 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
         if (state_ == State::routed) report(outcome.value_or(Outcome::abandoned));
         forget_channel(true);
         int status = status_for_stream_error(e.code);
-        if (e.code == tunnel::stream_error::rate_limited) {
-          status = 429;  // the vendor's 429, when no other agent could take it
-          retry_after_s_ = 1;
+        if (e.code == tunnel::stream_error::rate_limited ||
+            e.code == tunnel::stream_error::upstream_rate_limited) {
+          status = 429;  // no capacity left anywhere: the user waits, as the vendor said
+          retry_after_s_ = retry_after_seconds(e.message);
         }
         std::string text = "agent: " + e.code + (e.message.empty() ? "" : ": " + e.message);
         if (outcome && fail_over(*outcome, status, text, e.code)) return;

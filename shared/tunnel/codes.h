@@ -81,7 +81,8 @@ constexpr std::string_view shutting_down = "shutting_down";      // after goaway
 // The agent refused before any response head: the provider's rate limit is
 // reached or the vendor answered 429. The message starts "retry in N ms".
 // Not the agent's fault: the hub routes the request elsewhere.
-constexpr std::string_view rate_limited = "rate_limited";
+constexpr std::string_view rate_limited = "rate_limited";    // the agent's own limit: no vendor call
+constexpr std::string_view upstream_rate_limited = "upstream_rate_limited";  // the vendor answered 429
 constexpr std::string_view internal = "internal";
 }  // namespace stream_error
 

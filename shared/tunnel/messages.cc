@@ -505,24 +505,37 @@ Result<Message> read_refused(const Reader& r) {
   return Message(std::move(m));
 }
 
-Result<Message> read_register(const Reader& r) {
-  TG_TRY(r.check_fields({"models", "max_parallel"}));
-  Register m;
+// The models of a register or capacity message: an array of unique model
+// names, min_count..kMaxModels of them.
+Status read_models(const Reader& r, size_t min_count, std::vector<std::string>* out) {
   Result<const cJSON*> list = r.required("models");
   if (!list.ok()) return list.status();
   const std::string at = r.where("models");
   if (!cJSON_IsArray(*list)) return bad(at, "must be an array, got " + describe(*list));
   std::set<std::string> seen;
+  std::vector<std::string> models;
   for (const cJSON* e = (*list)->child; e != nullptr; e = e->next) {
-    if (m.models.size() == kMaxModels) {
+    if (models.size() == kMaxModels) {
       return bad(at, "at most " + std::to_string(kMaxModels) + " models");
     }
     std::string model;
-    TG_TRY(Reader::to_string(at + "[" + std::to_string(m.models.size()) + "]", e, kModelRule,
+    TG_TRY(Reader::to_string(at + "[" + std::to_string(models.size()) + "]", e, kModelRule,
                              &model));
     if (!seen.insert(model).second) return bad(at, "duplicate model \"" + model + "\"");
-    m.models.push_back(std::move(model));
+    models.push_back(std::move(model));
   }
+  if (models.size() < min_count) {
+    return bad(at, "at least " + std::to_string(min_count) + " model, got " +
+                       std::to_string(models.size()));
+  }
+  *out = std::move(models);
+  return Status();
+}
+
+Result<Message> read_register(const Reader& r) {
+  TG_TRY(r.check_fields({"models", "max_parallel"}));
+  Register m;
+  TG_TRY(read_models(r, 0, &m.models));
   TG_TRY(r.get_int("max_parallel", 1, kMaxMaxParallel, &m.max_parallel));
   return Message(std::move(m));
 }
@@ -712,33 +725,6 @@ Result<Message> read_checkpoint(const Reader& r) {
   TG_TRY(r.get_int("time_ms", 0, kMaxSafeInteger, &m.time_ms));
   TG_TRY(r.get_base64("sig", &m.sig));
   return Message(m);
-}
-
-// The models of a register or capacity message: an array of unique model
-// names, min_count..kMaxModels of them.
-Status read_models(const Reader& r, size_t min_count, std::vector<std::string>* out) {
-  Result<const cJSON*> list = r.required("models");
-  if (!list.ok()) return list.status();
-  const std::string at = r.where("models");
-  if (!cJSON_IsArray(*list)) return bad(at, "must be an array, got " + describe(*list));
-  std::set<std::string> seen;
-  std::vector<std::string> models;
-  for (const cJSON* e = (*list)->child; e != nullptr; e = e->next) {
-    if (models.size() == kMaxModels) {
-      return bad(at, "at most " + std::to_string(kMaxModels) + " models");
-    }
-    std::string model;
-    TG_TRY(Reader::to_string(at + "[" + std::to_string(models.size()) + "]", e, kModelRule,
-                             &model));
-    if (!seen.insert(model).second) return bad(at, "duplicate model \"" + model + "\"");
-    models.push_back(std::move(model));
-  }
-  if (models.size() < min_count) {
-    return bad(at, "at least " + std::to_string(min_count) + " model, got " +
-                       std::to_string(models.size()));
-  }
-  *out = std::move(models);
-  return Status();
 }
 
 Result<Message> read_capacity(const Reader& r) {

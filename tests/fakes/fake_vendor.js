@@ -10,11 +10,15 @@
 // Usage:
 //   node fake_vendor.js [--port N] [--tls CERT.pem KEY.pem] [--key KEY]...
 //                       [--record FILE] [--model NAME]... [--keepalive-ms MS]
-//                       [--exit-with-stdin]
+//                       [--behaviour KNOBS] [--exit-with-stdin]
 // Prints exactly one line once ready:
 //   fake-vendor listening on 127.0.0.1:<port> (http|https)
 // --key is repeatable; without any --key every non-empty key is accepted (the
 // auth header itself is still required). --model sets what /v1/models lists.
+// --behaviour KNOBS: the knobs (as after "fake-" in a model name, e.g. "429",
+// "500", "429-retryafter-7", "think-200") of every request whose model has
+// none of its own (a name not starting with "fake-", or fake-echo), so two
+// fakes can answer the same model name differently.
 // --exit-with-stdin: exit when stdin reaches EOF (the parent died).
 //
 // Endpoints (vendor paths; auth as the vendor does it):
@@ -55,6 +59,7 @@
 //   think-MS            wait MS before the first byte (before the status line)
 //   <CODE>              a 4xx/5xx status with the dialect's error body, e.g.
 //                       fake-429 (with Retry-After: 2), fake-500, fake-529
+//   retryafter-S        the Retry-After of a 429, in seconds (default 2)
 //   disconnect-after-N  stream N content chunks, then destroy the socket
 //                       (non-stream: the headers and the first N body bytes)
 //   error-after-N       stream N content chunks, then the dialect's in-stream
@@ -94,6 +99,7 @@ const kMaxBigBytes = 1024 * 1024 * 1024;
 const kMaxChunkSize = 1024 * 1024;
 const kBigStreamChunk = 16384;
 const kRetryAfterSeconds = 2;
+const kMaxRetryAfterSeconds = 86400;
 const kDefaultModels = ['fake-echo', 'gpt-4o-mini', 'text-embedding-3-small',
   'claude-3-5-haiku-latest', 'deepseek-chat'];
 
@@ -102,13 +108,13 @@ const kDefaultModels = ['fake-echo', 'gpt-4o-mini', 'text-embedding-3-small',
 function usage(msg) {
   if (msg) process.stderr.write(`fake-vendor: ${msg}\n`);
   process.stderr.write('usage: node fake_vendor.js [--port N] [--tls CERT KEY] [--key KEY]... ' +
-    '[--record FILE] [--model NAME]... [--keepalive-ms MS] [--exit-with-stdin]\n');
+    '[--record FILE] [--model NAME]... [--keepalive-ms MS] [--behaviour KNOBS] [--exit-with-stdin]\n');
   process.exit(64);
 }
 
 function parseArgs(argv) {
   const o = { port: 0, tls: null, keys: [], record: null, models: [], keepAliveMs: 5000,
-    exitWithStdin: false };
+    behaviour: null, exitWithStdin: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const need = (n) => {
@@ -136,6 +142,11 @@ function parseArgs(argv) {
       const ms = Number(need(1)[0]);
       if (!Number.isInteger(ms) || ms < 0) usage(`bad --keepalive-ms ${argv[i]}`);
       o.keepAliveMs = ms;
+    } else if (a === '--behaviour') {
+      const knobs = need(1)[0];
+      const pb = parseBehaviour(`fake-${knobs}`);
+      if (!knobs || pb.error) usage(`bad --behaviour '${knobs}': ${pb.error || 'empty'}`);
+      o.behaviour = knobs;
     } else if (a === '--exit-with-stdin') {
       o.exitWithStdin = true;
     } else if (a === '--help' || a === '-h') {
@@ -197,7 +208,7 @@ function maskKey(k) {
 // Parses the knobs of a model name; returns { behaviour } or { error }.
 function parseBehaviour(model) {
   const b = { name: 'echo', status: 0, slowMs: 0, thinkMs: 0, chunks: null, disconnectAfter: null,
-    errorAfter: null, big: null, chunkSize: 0 };
+    errorAfter: null, big: null, chunkSize: 0, retryAfter: kRetryAfterSeconds };
   if (typeof model !== 'string' || !model.startsWith('fake-')) return { behaviour: b };
   b.name = model.slice(5);
   const t = b.name.split('-');
@@ -217,6 +228,7 @@ function parseBehaviour(model) {
     else if (k === 'chunks') { r = num(++i, 'chunks', kMaxChunks); if (!r.error) b.chunks = Math.max(1, r.v); }
     else if (k === 'big') { r = num(++i, 'big', kMaxBigBytes); if (!r.error) b.big = r.v; }
     else if (k === 'chunksize') { r = num(++i, 'chunksize', kMaxChunkSize); if (!r.error) b.chunkSize = r.v; }
+    else if (k === 'retryafter') { r = num(++i, 'retryafter', kMaxRetryAfterSeconds); if (!r.error) b.retryAfter = r.v; }
     else if ((k === 'disconnect' || k === 'error') && t[i + 1] === 'after') {
       i += 1;
       r = num(++i, `${k}-after`, kMaxChunks);
@@ -316,11 +328,11 @@ function errorBody(dialect, status, message, extra = {}) {
     code: extra.code === undefined ? null : extra.code } };
 }
 
-function knobErrorMessage(dialect, status, model) {
+function knobErrorMessage(dialect, status, model, retryAfter = kRetryAfterSeconds) {
   if (status === 429) {
     if (dialect === 'anthropic') return 'This request would exceed your organization\'s rate limit. Please try again later.';
-    if (dialect === 'azure') return `Requests to the ChatCompletions_Create Operation have exceeded call rate limit. Please retry after ${kRetryAfterSeconds} seconds.`;
-    return `Rate limit reached for ${model} in organization org-fake on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in ${kRetryAfterSeconds}s.`;
+    if (dialect === 'azure') return `Requests to the ChatCompletions_Create Operation have exceeded call rate limit. Please retry after ${retryAfter} seconds.`;
+    return `Rate limit reached for ${model} in organization org-fake on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in ${retryAfter}s.`;
   }
   if (status === 529) return 'Overloaded';
   if (status >= 500) {
@@ -939,7 +951,10 @@ async function handle(req, res) {
       return ctx.json(400, errorBody('anthropic', 400, 'max_tokens: Field required'), hdr);
     }
   }
-  const pb = parseBehaviour(model);
+  // A model without knobs of its own (any name not starting with "fake-",
+  // or fake-echo, the default) gets the --behaviour ones, if any.
+  const own = model.startsWith('fake-') && model !== 'fake-echo';
+  const pb = parseBehaviour(!own && opts.behaviour ? `fake-${opts.behaviour}` : model);
   if (pb.error) return ctx.json(400, errorBody(r.dialect, 400, pb.error), hdr);
   const b = pb.behaviour;
   ctx.rec.behaviour = b.name;
@@ -947,9 +962,9 @@ async function handle(req, res) {
   await ctx.sleep(b.thinkMs);
   if (ctx.closed) return;
   if (b.status) {
-    const extra = b.status === 429 ? { 'retry-after': String(kRetryAfterSeconds) } : {};
+    const extra = b.status === 429 ? { 'retry-after': String(b.retryAfter) } : {};
     const code = b.status === 429 && r.dialect !== 'anthropic' && r.dialect !== 'azure' ? { code: 'rate_limit_exceeded' } : {};
-    return ctx.json(b.status, errorBody(r.dialect, b.status, knobErrorMessage(r.dialect, b.status, model), code),
+    return ctx.json(b.status, errorBody(r.dialect, b.status, knobErrorMessage(r.dialect, b.status, model, b.retryAfter), code),
       { ...hdr, ...extra });
   }
   if (r.kind === 'embeddings') return handleEmbeddings(ctx, r, parsed, b);

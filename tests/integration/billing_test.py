@@ -175,10 +175,12 @@ def case_user_gone_mid_stream_is_billed_identically_on_both_sides(w):
 
 def case_empty_or_failed_answers_cost_nothing(w):
     env = setup(w)
-    s, _, _ = post(env["api"], "/v1/chat/completions", chat("fake-429"), env["token"])
-    assert s == 429
-    s, _, _ = post(env["api"], "/v1/chat/completions", chat("fake-429", stream=True), env["token"])
-    assert s == 429
+    # A 500 (after the agent's own retries; no other agent to fail over to),
+    # then a 429 (which pauses the provider: it goes last).
+    s, _, _ = post(env["api"], "/v1/chat/completions", chat("fake-500", stream=True), env["token"])
+    assert s == 500
+    s, h, _ = post(env["api"], "/v1/chat/completions", chat("fake-429"), env["token"])
+    assert s == 429 and h.get("retry-after") == "2", (s, h)
     u, a = wait_settled(w, env, "alice", 2)
     assert u["spent_micros"] == 0 and a["total_cost"] == 0, (u, a)
     assert a["agreed"] == 2, a

@@ -28,7 +28,7 @@ FAKE_VENDOR = os.path.join(SRC, "..", "fakes", "fake_vendor.js")
 SDK_SCRIPT = os.path.join(SRC, "..", "interop", "passthrough_sdk.js")
 VENDOR_KEYS = {"openai": "sk-vendor-openai-SECRET", "anthropic": "sk-ant-vendor-SECRET"}
 OPENAI_MODELS = ("fake-echo, fake-chunks-6, fake-chunks-6-slow-100, fake-chunks-400-slow-20, "
-                 "fake-429, fake-disconnect-after-3, fake-big-50000000")
+                 "fake-429, fake-500, fake-disconnect-after-3, fake-big-50000000")
 ANTHROPIC_MODELS = "fake-chunks-5"
 
 

@@ -178,6 +178,30 @@ TEST(AgentConfig, UrlRefusedForVendorTypes) {
   }
 }
 
+TEST(AgentConfig, ProviderRateLimitsDefaultToNone) {
+  auto r = parse(minimal(), "agent.conf");
+  ASSERT_TRUE(r.config) << errors_of(r);
+  EXPECT_EQ(r.config->providers[0].rpm, 0u);
+  EXPECT_EQ(r.config->providers[0].tpm, 0u);
+}
+
+TEST(AgentConfig, ProviderRateLimitsAtTheirEdges) {
+  auto top = parse(with_provider("type = local\nmodels = m\nurl = http://127.0.0.1:1\n"
+                                 "rpm = 10000000\ntpm = 10000000000\n"), "agent.conf");
+  ASSERT_TRUE(top.config) << errors_of(top);
+  EXPECT_EQ(top.config->providers[0].rpm, 10000000u);
+  EXPECT_EQ(top.config->providers[0].tpm, 10000000000u);
+  auto over = parse(with_provider("type = local\nmodels = m\nurl = http://127.0.0.1:1\n"
+                                  "rpm = 10000001\ntpm = 10000000001\n"), "agent.conf");
+  const std::string e = errors_of(over);
+  EXPECT_NE(e.find("agent.conf:7: rpm must be 0..10000000, got 10000001"), std::string::npos) << e;
+  EXPECT_NE(e.find("agent.conf:8: tpm must be 0..10000000000, got 10000000001"), std::string::npos) << e;
+  auto negative = parse(with_provider("type = local\nmodels = m\nurl = http://127.0.0.1:1\nrpm = -1\n"),
+                        "agent.conf");
+  EXPECT_NE(errors_of(negative).find("agent.conf:7: rpm must be 0..10000000, got -1"), std::string::npos)
+      << errors_of(negative);
+}
+
 TEST(AgentConfig, SecretsNeverInErrors) {
   auto r = parse("hub = wss://h/t\nhub_pin = x\n[provider p]\ntype = openai\n"
                  "api_key = sk-SECRET-123\nmodels = \n",

@@ -243,9 +243,24 @@ struct HubCall final : tunnel::ChannelHandler {
 };
 
 struct HubEvents final : tunnel::SessionHandler {
-  void on_message(tunnel::Session&, const tunnel::Message&) noexcept override {}
+  std::vector<tunnel::Capacity> capacity;  // the agent's capacity reports, as the hub decoded them
+  void on_message(tunnel::Session&, const tunnel::Message& m) noexcept override {
+    if (auto* c = std::get_if<tunnel::Capacity>(&m)) capacity.push_back(*c);
+  }
   void on_closed(tunnel::Session&, uint16_t, const std::string&) noexcept override {}
 };
+
+// Every call the passthrough reports as having reached a vendor.
+struct Reports final : CallReporter {
+  std::vector<FinishedCall> calls;
+  void call_finished(const FinishedCall& f) noexcept override { calls.push_back(f); }
+};
+
+// "retry in N ms..." -> N (-1 if the message does not start so).
+long retry_in_ms(const std::string& message) {
+  if (message.rfind("retry in ", 0) != 0) return -1;
+  return std::strtol(message.c_str() + 9, nullptr, 10);
+}
 
 struct AgentEvents final : tunnel::SessionHandler {
   CallHandler* calls = nullptr;
@@ -340,6 +355,11 @@ class PassthroughTest : public ::testing::Test {
     auto p = Passthrough::create(loop_, *config_, options_);
     ASSERT_TRUE(p.ok()) << p.status().to_string();
     passthrough_ = std::move(p.value());
+    passthrough_->set_reporter(&reports_);
+    passthrough_->set_sender([this](const tunnel::Message& m) -> Status {
+      if (!agent_) return error(Errc::closed, "no tunnel");
+      return agent_->send(m);
+    });
     agent_events_.calls = passthrough_.get();
 
     net::TcpListener listener(loop_);
@@ -420,6 +440,7 @@ class PassthroughTest : public ::testing::Test {
   std::unique_ptr<Passthrough> passthrough_;
   HubEvents hub_events_;
   AgentEvents agent_events_;
+  Reports reports_;
   std::unique_ptr<tunnel::Session> hub_, agent_;
 };
 
@@ -490,19 +511,125 @@ TEST_F(PassthroughTest, Embeddings) {
   EXPECT_EQ(str(recs[0]->root, "path"), "/v1/embeddings");
 }
 
-TEST_F(PassthroughTest, Vendor429IsPassedThroughWithBodyAndRetryAfter) {
-  start_fake();
-  start_agent(local_provider("fake-429"));
+TEST_F(PassthroughTest, Vendor429IsNotForwardedButAnsweredRateLimited) {
+  start_fake(false, {"--behaviour", "429-retryafter-3"});  // every model of this fake answers 429
+  start_agent(local_provider("gpt-4o-mini, gpt-4o"));
   HubCall h;
-  open(h, "fake-429", "/v1/chat/completions", chat_body("fake-429", false));
+  open(h, "gpt-4o-mini", "/v1/chat/completions", chat_body("gpt-4o-mini", false));
   ASSERT_TRUE(wait([&] { return h.done(); }));
-  ASSERT_TRUE(h.finish);
-  EXPECT_EQ(h.response->status, 429u);
-  EXPECT_EQ(h.finish->upstream_status, 429u);
-  EXPECT_EQ(h.header("retry-after"), "2");
-  EXPECT_NE(h.body.find("\"code\":\"rate_limit_exceeded\""), std::string::npos) << h.body;
+  ASSERT_TRUE(h.error) << (h.response ? "forwarded " + std::to_string(h.response->status) : "closed");
+  EXPECT_FALSE(h.response);
+  EXPECT_EQ(h.body, "");
+  EXPECT_EQ(h.error->code, "upstream_rate_limited");
+  EXPECT_EQ(h.error->message,
+            "retry in 3000 ms; vendor answered 429 (127.0.0.1, provider lan, now 1 requests per minute)");
+  EXPECT_EQ(passthrough_->stats().vendor_429, 1u);
+  // Unlimited before: one call in the last minute, halved, at least 1.
+  EXPECT_EQ(passthrough_->limiter().effective_rpm(0), 1u);
+  // The call reached the vendor: reported, with the 429 and no usage.
+  ASSERT_EQ(reports_.calls.size(), 1u);
+  EXPECT_EQ(reports_.calls[0].status, 429);
+  EXPECT_TRUE(billing::is_zero(reports_.calls[0].usage));
+  // The hub heard it for every model of the provider.
+  ASSERT_TRUE(wait([&] { return !hub_events_.capacity.empty(); }));
+  EXPECT_EQ(hub_events_.capacity[0].models, (std::vector<std::string>{"gpt-4o-mini", "gpt-4o"}));
+  EXPECT_EQ(hub_events_.capacity[0].ready_in_ms, 3000u);
+  EXPECT_EQ(hub_events_.capacity[0].rpm, 1u);
+  // Paused: the next call of the provider never reaches the vendor.
+  HubCall g;
+  open(g, "gpt-4o", "/v1/chat/completions", chat_body("gpt-4o", false));
+  ASSERT_TRUE(wait([&] { return g.done(); }));
+  ASSERT_TRUE(g.error);
+  EXPECT_EQ(g.error->code, "rate_limited");
+  const long n = retry_in_ms(g.error->message);
+  EXPECT_GT(n, 2000);
+  EXPECT_LE(n, 3000);
+  EXPECT_NE(g.error->message.find("provider lan: paused after a vendor 429 (1 requests per minute)"),
+            std::string::npos) << g.error->message;
+  EXPECT_EQ(passthrough_->stats().rate_limited, 1u);
+  EXPECT_EQ(reports_.calls.size(), 1u);  // the refused call reached nothing
+  auto recs = records(1);
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(str(recs[0]->root, "behaviour"), "429-retryafter-3");
 }
 
+TEST_F(PassthroughTest, ProviderSaysItIsUsableAgainAfterThePause) {
+  start_fake();
+  start_agent(local_provider("fake-429-retryafter-1, gpt-4o-mini"));
+  HubCall h;
+  open(h, "fake-429-retryafter-1", "/v1/chat/completions", chat_body("fake-429-retryafter-1", false));
+  ASSERT_TRUE(wait([&] { return h.done(); }));
+  ASSERT_TRUE(h.error);
+  EXPECT_EQ(h.error->code, "upstream_rate_limited");
+  const double paused_at = mono_ms();
+  // From the loop's timer, once the second is over.
+  ASSERT_TRUE(wait([&] { return hub_events_.capacity.size() >= 2; }, 5000));
+  const double took = mono_ms() - paused_at;
+  EXPECT_EQ(hub_events_.capacity[0].ready_in_ms, 1000u);
+  EXPECT_EQ(hub_events_.capacity[1].ready_in_ms, 0u);
+  EXPECT_EQ(hub_events_.capacity[1].models, hub_events_.capacity[0].models);
+  EXPECT_GE(took, 900);
+  HubCall g;
+  open(g, "gpt-4o-mini", "/v1/chat/completions", chat_body("gpt-4o-mini", false));
+  ASSERT_TRUE(wait([&] { return g.done(); }));
+  ASSERT_TRUE(g.finish) << (g.error ? g.error->code + ": " + g.error->message : "closed");
+  EXPECT_EQ(g.response->status, 200u);
+  EXPECT_EQ(passthrough_->limiter().effective_rpm(0), 2u);  // a success adds one back
+}
+
+TEST_F(PassthroughTest, EmptyRequestBucketIsRateLimitedAndReported) {
+  start_fake();
+  start_agent(local_provider("gpt-4o-mini, gpt-4o") + "rpm = 6\n");  // a bucket of one per 10 s
+  HubCall a, b;
+  open(a, "gpt-4o-mini", "/v1/chat/completions", chat_body("gpt-4o-mini", false));
+  ASSERT_TRUE(wait([&] { return a.done(); }));
+  ASSERT_TRUE(a.finish);
+  open(b, "gpt-4o", "/v1/chat/completions", chat_body("gpt-4o", false));
+  ASSERT_TRUE(wait([&] { return b.done(); }));
+  ASSERT_TRUE(b.error);
+  EXPECT_FALSE(b.response);
+  EXPECT_EQ(b.error->code, "rate_limited");
+  const long n = retry_in_ms(b.error->message);
+  EXPECT_GT(n, 0) << b.error->message;
+  EXPECT_LE(n, 10000);
+  EXPECT_NE(b.error->message.find("; provider lan: requests per minute used up (6 requests per minute)"),
+            std::string::npos) << b.error->message;
+  EXPECT_EQ(passthrough_->stats().calls, 1u);
+  EXPECT_EQ(passthrough_->stats().rate_limited, 1u);
+  EXPECT_EQ(passthrough_->stats().refused, 1u);
+  EXPECT_EQ(reports_.calls.size(), 1u);
+  auto recs = records(1);
+  EXPECT_EQ(recs.size(), 1u);
+  // The admission that emptied the bucket was reported with its models.
+  ASSERT_TRUE(wait([&] { return !hub_events_.capacity.empty(); }));
+  const tunnel::Capacity& c = hub_events_.capacity[0];
+  EXPECT_EQ(c.models, (std::vector<std::string>{"gpt-4o-mini", "gpt-4o"}));
+  EXPECT_GT(c.ready_in_ms, 0u);
+  EXPECT_LE(c.ready_in_ms, 10000u);
+  EXPECT_EQ(c.rpm, 6u);
+  EXPECT_EQ(passthrough_->stats().capacity_reports, hub_events_.capacity.size());
+}
+
+TEST_F(PassthroughTest, TokenBucketInDebtRefusesUntilItRefills) {
+  start_fake();
+  start_agent(local_provider("gpt-4o-mini") + "tpm = 60\n");  // 10 tokens in the bucket, 1 per second
+  const std::string words = "one two three four five six seven eight nine ten eleven twelve";
+  HubCall a, b;
+  open(a, "gpt-4o-mini", "/v1/chat/completions", chat_body("gpt-4o-mini", false, words));
+  ASSERT_TRUE(wait([&] { return a.done(); }));
+  ASSERT_TRUE(a.finish);
+  ASSERT_EQ(reports_.calls.size(), 1u);
+  const billing::Usage& u = reports_.calls[0].usage;
+  EXPECT_EQ(u.input + u.cached + u.output, 24u);  // 12 words in, 12 out: 14 tokens of debt
+  EXPECT_EQ(passthrough_->limiter().tokens(0, uv_now(loop_)), -14);
+  open(b, "gpt-4o-mini", "/v1/chat/completions", chat_body("gpt-4o-mini", false));
+  ASSERT_TRUE(wait([&] { return b.done(); }));
+  ASSERT_TRUE(b.error);
+  EXPECT_EQ(b.error->code, "rate_limited");
+  EXPECT_NE(b.error->message.find("provider lan: tokens per minute used up"), std::string::npos)
+      << b.error->message;
+  EXPECT_GT(retry_in_ms(b.error->message), 13000);
+}
 TEST_F(PassthroughTest, Vendor401IsPassedThrough) {
   start_fake();
   start_agent(local_provider("gpt-4o-mini", 4, "sk-wrong-key"));
@@ -567,6 +694,10 @@ TEST_F(PassthroughTest, VendorDisconnectMidStreamIsUpstreamError) {
   EXPECT_EQ(h.error->code, "upstream_error");
   EXPECT_FALSE(h.fin);
   EXPECT_FALSE(h.finish);
+  // The head went to the hub: never retried.
+  EXPECT_EQ(passthrough_->stats().vendor_retries, 0u);
+  wait([] { return false; }, 700);  // longer than any retry back-off
+  EXPECT_EQ(records(1).size(), 1u);
 }
 
 TEST_F(PassthroughTest, HubAbortClosesTheVendorConnectionAtOnce) {
@@ -716,6 +847,8 @@ TEST_F(PassthroughTest, NothingListeningIsUpstreamUnreachable) {
   ASSERT_TRUE(wait([&] { return h.done(); }));
   ASSERT_TRUE(h.error);
   EXPECT_EQ(h.error->code, "upstream_unreachable");
+  EXPECT_EQ(passthrough_->stats().vendor_retries, 2u);  // connect refused is retried, twice
+  EXPECT_EQ(reports_.calls.size(), 1u);
 }
 
 TEST_F(PassthroughTest, HubAbortBeforeTheResponseHeadClosesTheVendorConnection) {
@@ -861,59 +994,81 @@ TEST_F(PassthroughTest, NoPoolWhenIdleMsIsZero) {
   EXPECT_EQ(passthrough_->stats().connections, 2u);
 }
 
-// A tiny HTTP/1.1 vendor made of raw sockets: answers every chunked request
-// with 200 "{}", except that on its first connection it closes the socket
-// when the second request arrives (a keep-alive close racing a reuse).
-struct RacyVendor {
+// A tiny HTTP/1.1 vendor made of raw sockets. The agent's requests (chunked)
+// are numbered in arrival order over all connections; request n gets
+// script[n] (past the end: ok): 200 "{}" with keep-alive, a 503, or its
+// connection closed without an answer.
+struct ScriptedVendor {
+  enum class Act { ok, unavailable, drop };
   struct Conn final : net::StreamHandler {
-    RacyVendor* v = nullptr;
+    ScriptedVendor* v = nullptr;
     net::StreamPtr s;
-    int index = 0;
-    int answered = 0;
     bool dead = false;
     std::string in;
     void on_stream_read(net::Stream&, std::string_view d) noexcept override {
       if (dead) return;
       in.append(d);
-      if (index == 0 && answered == 1) {
-        ++v->dropped;
-        dead = true;
-        s->close();
-        return;
-      }
       size_t end;
-      while ((end = in.find("\r\n0\r\n\r\n")) != std::string::npos) {
+      while (!dead && (end = in.find("\r\n0\r\n\r\n")) != std::string::npos) {
+        const size_t n = v->requests.size();
         v->requests.push_back(in.substr(0, end + 7));
         in.erase(0, end + 7);
-        ++answered;
-        (void)s->write("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+        const Act act = n < v->script.size() ? v->script[n] : Act::ok;
+        if (act == Act::drop) {
+          ++v->dropped;
+          dead = true;
+          s->close();
+          return;
+        }
+        (void)s->write(act == Act::ok
+                           ? "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+                           : "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                             "Content-Length: 11\r\n\r\n{\"e\":\"503\"}");
       }
     }
     void on_stream_end(net::Stream&, const Status&) noexcept override { dead = true; }
   };
   net::TcpListener listener;
+  std::vector<Act> script;
   std::vector<std::unique_ptr<Conn>> conns;
   std::vector<std::string> requests;
   int dropped = 0;
-  explicit RacyVendor(uv_loop_t* loop) : listener(loop) {}
-  bool start() {
-    return listener.listen("127.0.0.1", 0, [this](net::StreamPtr s) {
+  ScriptedVendor(uv_loop_t* loop, std::vector<Act> s) : listener(loop), script(std::move(s)) {}
+  bool start(uint16_t port = 0) {
+    return listener.listen("127.0.0.1", port, [this](net::StreamPtr st) {
       auto c = std::make_unique<Conn>();
       c->v = this;
-      c->index = static_cast<int>(conns.size());
-      c->s = std::move(s);
+      c->s = std::move(st);
       c->s->set_handler(c.get());
       conns.push_back(std::move(c));
     }).ok();
   }
+  // The decoded body of request n.
+  std::string body(size_t n) const {
+    const std::string& r = requests.at(n);
+    std::string out;
+    size_t at = r.find("\r\n\r\n") + 4;
+    while (at < r.size()) {
+      const size_t eol = r.find("\r\n", at);
+      const size_t len = std::strtoul(r.substr(at, eol - at).c_str(), nullptr, 16);
+      if (len == 0) break;
+      out += r.substr(eol + 2, len);
+      at = eol + 2 + len + 2;
+    }
+    return out;
+  }
 };
+
+std::string local_at(uint16_t port) {
+  return "[provider lan]\ntype = local\nurl = http://127.0.0.1:" + std::to_string(port) + "\nmodels = m\n";
+}
 
 TEST_F(PassthroughTest, ReusedConnectionClosedBeforeTheAnswerIsRetriedOnANewOne) {
   start_fake();  // unused here; keeps the fixture's shape
-  auto vendor = std::make_unique<RacyVendor>(loop_);
+  using Act = ScriptedVendor::Act;
+  auto vendor = std::make_unique<ScriptedVendor>(loop_, std::vector<Act>{Act::ok, Act::drop});
   ASSERT_TRUE(vendor->start());
-  start_agent("[provider lan]\ntype = local\nurl = http://127.0.0.1:" +
-              std::to_string(vendor->listener.port()) + "\nmodels = m\n");
+  start_agent(local_at(vendor->listener.port()));
   HubCall a, b;
   open(a, "m", "/v1/chat/completions", chat_body("m", false, "first"));
   ASSERT_TRUE(wait([&] { return a.done(); }));
@@ -923,15 +1078,169 @@ TEST_F(PassthroughTest, ReusedConnectionClosedBeforeTheAnswerIsRetriedOnANewOne)
   ASSERT_TRUE(b.finish) << (b.error ? b.error->code + ": " + b.error->message : "closed");
   EXPECT_EQ(b.body, "{}");
   EXPECT_EQ(vendor->dropped, 1);
-  ASSERT_EQ(vendor->requests.size(), 2u);
-  EXPECT_NE(vendor->requests[1].find("\"second\""), std::string::npos);
+  ASSERT_EQ(vendor->requests.size(), 3u);
+  EXPECT_EQ(vendor->body(2), chat_body("m", false, "second"));
   EXPECT_EQ(vendor->conns.size(), 2u);
   EXPECT_EQ(passthrough_->stats().reused, 1u);
   EXPECT_EQ(passthrough_->stats().retried, 1u);
+  EXPECT_EQ(passthrough_->stats().vendor_retries, 0u);  // immediate, not a back-off retry
   hub_.reset();
   agent_.reset();
   passthrough_.reset();
   vendor.reset();
+}
+
+// ---- retries after a 5xx or a failed connection ----
+
+TEST_F(PassthroughTest, Vendor5xxThenSuccessIsOneAnswerFromTwoRequests) {
+  start_fake();  // unused here
+  using Act = ScriptedVendor::Act;
+  auto vendor = std::make_unique<ScriptedVendor>(loop_, std::vector<Act>{Act::unavailable});
+  ASSERT_TRUE(vendor->start());
+  start_agent(local_at(vendor->listener.port()));
+  HubCall h;
+  const std::string body = chat_body("m", false, "replay me");
+  open(h, "m", "/v1/chat/completions", body);
+  ASSERT_TRUE(wait([&] { return h.done(); }));
+  ASSERT_TRUE(h.finish) << (h.error ? h.error->code + ": " + h.error->message : "closed");
+  EXPECT_EQ(h.response->status, 200u);  // the 503 never reached the hub
+  EXPECT_EQ(h.finish->upstream_status, 200u);
+  EXPECT_EQ(h.body, "{}");
+  ASSERT_EQ(vendor->requests.size(), 2u);
+  EXPECT_EQ(vendor->body(0), body);
+  EXPECT_EQ(vendor->body(1), body);
+  EXPECT_EQ(vendor->conns.size(), 2u);  // on a new connection
+  EXPECT_EQ(passthrough_->stats().vendor_retries, 1u);
+  ASSERT_EQ(reports_.calls.size(), 1u);  // one attempt, one report
+  EXPECT_EQ(reports_.calls[0].status, 200);
+  hub_.reset();
+  agent_.reset();
+  passthrough_.reset();
+  vendor.reset();
+}
+
+TEST_F(PassthroughTest, ConnectRefusedThenSuccess) {
+  start_fake();  // unused here
+  uint16_t port = 0;
+  {
+    net::TcpListener l(loop_);
+    ASSERT_TRUE(l.listen("127.0.0.1", 0, [](net::StreamPtr) {}).ok());
+    port = l.port();
+  }
+  start_agent(local_at(port));
+  HubCall h;
+  open(h, "m", "/v1/chat/completions", chat_body("m", false));
+  // The first connect was refused and a retry is waiting: the vendor comes up.
+  ASSERT_TRUE(wait([&] { return passthrough_->stats().vendor_retries == 1; }));
+  auto vendor = std::make_unique<ScriptedVendor>(loop_, std::vector<ScriptedVendor::Act>{});
+  ASSERT_TRUE(vendor->start(port));
+  ASSERT_TRUE(wait([&] { return h.done(); }));
+  ASSERT_TRUE(h.finish) << (h.error ? h.error->code + ": " + h.error->message : "closed");
+  EXPECT_EQ(h.response->status, 200u);
+  EXPECT_EQ(vendor->requests.size(), 1u);
+  EXPECT_EQ(passthrough_->stats().vendor_retries, 1u);
+  EXPECT_EQ(passthrough_->stats().connections, 1u);
+  hub_.reset();
+  agent_.reset();
+  passthrough_.reset();
+  vendor.reset();
+}
+
+TEST_F(PassthroughTest, ConnectionResetBeforeTheHeadIsRetried) {
+  start_fake();  // unused here
+  using Act = ScriptedVendor::Act;
+  auto vendor = std::make_unique<ScriptedVendor>(loop_, std::vector<Act>{Act::drop});
+  ASSERT_TRUE(vendor->start());
+  start_agent(local_at(vendor->listener.port()));
+  HubCall h;
+  open(h, "m", "/v1/chat/completions", chat_body("m", false));
+  ASSERT_TRUE(wait([&] { return h.done(); }));
+  ASSERT_TRUE(h.finish) << (h.error ? h.error->code + ": " + h.error->message : "closed");
+  EXPECT_EQ(vendor->requests.size(), 2u);
+  EXPECT_EQ(passthrough_->stats().vendor_retries, 1u);
+  EXPECT_EQ(passthrough_->stats().retried, 0u);
+  hub_.reset();
+  agent_.reset();
+  passthrough_.reset();
+  vendor.reset();
+}
+
+TEST_F(PassthroughTest, KeepAliveRetryAndBackoffRetryAddUp) {
+  start_fake();  // unused here
+  using Act = ScriptedVendor::Act;
+  // Call A: ok. Call B: its reused connection is dropped (immediate retry),
+  // the new one answers 503 (back-off retry), the third answers.
+  auto vendor = std::make_unique<ScriptedVendor>(
+      loop_, std::vector<Act>{Act::ok, Act::drop, Act::unavailable, Act::ok});
+  ASSERT_TRUE(vendor->start());
+  start_agent(local_at(vendor->listener.port()));
+  HubCall a, b;
+  open(a, "m", "/v1/chat/completions", chat_body("m", false, "first"));
+  ASSERT_TRUE(wait([&] { return a.done(); }));
+  ASSERT_TRUE(a.finish);
+  open(b, "m", "/v1/chat/completions", chat_body("m", false, "second"));
+  ASSERT_TRUE(wait([&] { return b.done(); }));
+  ASSERT_TRUE(b.finish) << (b.error ? b.error->code + ": " + b.error->message : "closed");
+  EXPECT_EQ(b.response->status, 200u);
+  ASSERT_EQ(vendor->requests.size(), 4u);
+  for (size_t i = 1; i < 4; ++i) EXPECT_EQ(vendor->body(i), chat_body("m", false, "second")) << i;
+  EXPECT_EQ(vendor->conns.size(), 3u);
+  EXPECT_EQ(passthrough_->stats().retried, 1u);
+  EXPECT_EQ(passthrough_->stats().vendor_retries, 1u);
+  hub_.reset();
+  agent_.reset();
+  passthrough_.reset();
+  vendor.reset();
+}
+
+TEST_F(PassthroughTest, Vendor5xxIsRetriedTwiceThenForwarded) {
+  start_fake();
+  start_agent(local_provider("fake-500"));
+  HubCall h;
+  const double t0 = mono_ms();
+  open(h, "fake-500", "/v1/chat/completions", chat_body("fake-500", false));
+  ASSERT_TRUE(wait([&] { return h.done(); }));
+  const double took = mono_ms() - t0;
+  ASSERT_TRUE(h.finish) << (h.error ? h.error->code + ": " + h.error->message : "closed");
+  EXPECT_EQ(h.response->status, 500u);
+  EXPECT_EQ(h.finish->upstream_status, 500u);
+  EXPECT_NE(h.body.find("\"server_error\""), std::string::npos) << h.body;
+  auto recs = records(3);
+  ASSERT_EQ(recs.size(), 3u);
+  for (const auto& r : recs) EXPECT_EQ(num(r->root, "body_bytes"), num(recs[0]->root, "body_bytes"));
+  EXPECT_EQ(passthrough_->stats().vendor_retries, 2u);
+  EXPECT_GE(took, 300);  // 100..300 ms, then 200..600 ms
+  ASSERT_EQ(reports_.calls.size(), 1u);
+  EXPECT_EQ(reports_.calls[0].status, 500);
+}
+
+TEST_F(PassthroughTest, BodyOverTheReplayLimitIsNotRetried) {
+  start_fake();
+  start_agent(local_provider("fake-500"));
+  std::string words;
+  while (words.size() <= kMaxReplayBytes) words += "word ";
+  HubCall h;
+  open(h, "fake-500", "/v1/chat/completions", chat_body("fake-500", false, words));
+  ASSERT_TRUE(wait([&] { return h.done(); }));
+  ASSERT_TRUE(h.finish) << (h.error ? h.error->code + ": " + h.error->message : "closed");
+  EXPECT_EQ(h.response->status, 500u);
+  EXPECT_EQ(passthrough_->stats().vendor_retries, 0u);
+  auto recs = records(1);
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(num(recs[0]->root, "body_bytes"), static_cast<double>(h.request.size()));
+}
+
+TEST_F(PassthroughTest, NoRetryPastTheDeadline) {
+  start_fake();
+  start_agent(local_provider("fake-500"));
+  HubCall h;
+  // 100 ms: the first back-off (at least 100 ms) cannot fit any more.
+  open(h, "fake-500", "/v1/chat/completions", chat_body("fake-500", false),
+       {{"content-type", "application/json"}}, 100);
+  ASSERT_TRUE(wait([&] { return h.done(); }));
+  EXPECT_EQ(passthrough_->stats().vendor_retries, 0u);
+  wait([] { return false; }, 400);
+  EXPECT_EQ(records(1).size(), 1u);
 }
 
 TEST_F(PassthroughTest, IdleConnectionClosedByTheVendorIsNotUsed) {
@@ -1082,6 +1391,7 @@ TEST_F(PassthroughTest, UntrustedVendorCertificateIsUpstreamUnreachable) {
   ASSERT_TRUE(h.error);
   EXPECT_EQ(h.error->code, "upstream_unreachable");
   EXPECT_EQ(h.error->message.find(kVendorKey), std::string::npos);
+  EXPECT_EQ(passthrough_->stats().vendor_retries, 0u);  // a certificate refusal is final
 }
 
 TEST_F(PassthroughTest, LocalNameResolvingToLoopbackIsServed) {
@@ -1112,6 +1422,7 @@ TEST_F(PassthroughTest, LocalNameResolvingToAPublicAddressIsRefused) {
   EXPECT_EQ(h.error->code, "upstream_unreachable");
   EXPECT_EQ(h.error->message,
             "local provider lan: sneaky.test resolves to 8.8.8.8, not a loopback or private address");
+  EXPECT_EQ(passthrough_->stats().vendor_retries, 0u);
 }
 
 }  // namespace

@@ -203,6 +203,13 @@ std::vector<Example> examples() {
                  R"("sig":"MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMw=="})",
                  checkpoint, Phase::session});
 
+  Capacity capacity;
+  capacity.models = {"gpt-4o-mini", "gpt-4o"};
+  capacity.ready_in_ms = 2000;
+  capacity.rpm = 30;
+  out.push_back({R"({"type":"capacity","models":["gpt-4o-mini","gpt-4o"],"ready_in_ms":2000,"rpm":30})",
+                 capacity, Phase::session});
+
   return out;
 }
 

@@ -824,5 +824,110 @@ TEST(TunnelLimits, ValidateRejectsWelcomeTierOverMaximum) {
   EXPECT_EQ(validate(w).message(), "welcome.tier_ppm: must be an integer 0..1000000, got 1000001");
 }
 
+// ---- capacity ----
+
+std::string capacity_json(const std::string& models, const std::string& ready, const std::string& rpm) {
+  return R"({"type":"capacity","models":)" + models + R"(,"ready_in_ms":)" + ready + R"(,"rpm":)" + rpm +
+         "}";
+}
+
+std::string model_list(size_t count, size_t model_len) {
+  std::string out = "[";
+  for (size_t i = 0; i < count; ++i) {
+    std::string name = "m" + std::to_string(i);
+    name += std::string(model_len - name.size(), 'x');
+    out += (i ? ",\"" : "\"") + name + "\"";
+  }
+  return out + "]";
+}
+
+TEST(TunnelLimits, CapacityAtLimitsIsAccepted) {
+  Result<Message> m = decode(capacity_json(model_list(kMaxModels, kMaxModel), "3600000", "10000000"),
+                             Phase::session);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  const Capacity& c = std::get<Capacity>(*m);
+  EXPECT_EQ(c.models.size(), kMaxModels);
+  EXPECT_EQ(c.models[0].size(), kMaxModel);
+  EXPECT_EQ(c.ready_in_ms, kMaxReadyInMs);
+  EXPECT_EQ(c.rpm, kMaxCapacityRpm);
+  EXPECT_TRUE(validate(*m).ok());
+  // The lower edges: one model, available now, no limit.
+  EXPECT_TRUE(decode_status(capacity_json(R"(["a"])", "0", "0")).ok());
+}
+
+TEST(TunnelLimits, CapacityOverLimitsIsRejected) {
+  struct Case {
+    std::string json;
+    std::string message;
+  };
+  const Case cases[] = {
+      {capacity_json("[]", "0", "0"), "capacity.models: at least 1 model, got 0"},
+      {capacity_json(model_list(kMaxModels + 1, 8), "0", "0"), "capacity.models: at most 256 models"},
+      {capacity_json(R"(["a","b","a"])", "0", "0"), "capacity.models: duplicate model \"a\""},
+      {capacity_json("[\"" + std::string(kMaxModel + 1, 'm') + "\"]", "0", "0"),
+       "capacity.models[0]: length must be 1..128, got 129"},
+      {capacity_json(R"(["a b"])", "0", "0"), "capacity.models[0]: must be visible ASCII, bad byte 0x20 at 1"},
+      {capacity_json(R"(["a",""])", "0", "0"), "capacity.models[1]: length must be 1..128, got 0"},
+      {capacity_json(R"(["a",7])", "0", "0"), "capacity.models[1]: must be a string, got 7"},
+      {capacity_json(R"("a")", "0", "0"), "capacity.models: must be an array, got a string"},
+      {capacity_json(R"(["a"])", "3600001", "0"), "capacity.ready_in_ms: must be an integer 0..3600000, got 3600001"},
+      {capacity_json(R"(["a"])", "-1", "0"), "capacity.ready_in_ms: must be an integer 0..3600000, got -1"},
+      {capacity_json(R"(["a"])", "1.5", "0"), "capacity.ready_in_ms: must be an integer 0..3600000, got 1.5"},
+      {capacity_json(R"(["a"])", "0", "10000001"), "capacity.rpm: must be an integer 0..10000000, got 10000001"},
+      {capacity_json(R"(["a"])", "0", "true"), "capacity.rpm: must be an integer 0..10000000, got a boolean"},
+      {R"({"type":"capacity","models":["a"],"ready_in_ms":0})", "capacity.rpm: missing"},
+      {R"({"type":"capacity","ready_in_ms":0,"rpm":0})", "capacity.models: missing"},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(decode_status(c.json).message(), c.message) << c.json;
+  }
+}
+
+TEST(TunnelLimits, CapacityIsASessionMessageFromTheAgentOnly) {
+  const std::string json = capacity_json(R"(["a"])", "10", "0");
+  EXPECT_EQ(decode_status(json, Phase::pre_auth).message(),
+            "message: type \"capacity\" is not allowed before authentication");
+  EXPECT_TRUE(sent_by_agent(Type::capacity));
+  EXPECT_FALSE(sent_by_hub(Type::capacity));
+}
+
+TEST(TunnelLimits, ValidateChecksCapacityInMemory) {
+  Capacity c;
+  EXPECT_EQ(validate(c).message(), "capacity.models: must hold 1..256 models, got 0");
+  c.models.assign(kMaxModels + 1, "m");
+  EXPECT_EQ(validate(c).message(), "capacity.models: must hold 1..256 models, got 257");
+  c.models = {"a", "a"};
+  EXPECT_EQ(validate(c).message(), "capacity.models: duplicate model \"a\"");
+  c.models = {"a", "b\x7f"};
+  EXPECT_EQ(validate(c).message(), "capacity.models[1]: must be visible ASCII, bad byte 0x7f at 1");
+  c.models = {"a"};
+  c.ready_in_ms = kMaxReadyInMs + 1;
+  EXPECT_EQ(validate(c).message(), "capacity.ready_in_ms: must be an integer 0..3600000, got 3600001");
+  c.ready_in_ms = kMaxReadyInMs;
+  c.rpm = kMaxCapacityRpm + 1;
+  EXPECT_EQ(validate(c).message(), "capacity.rpm: must be an integer 0..10000000, got 10000001");
+  EXPECT_EQ(encode_checked(c, Phase::session).status().code(), Errc::protocol);
+  c.rpm = kMaxCapacityRpm;
+  EXPECT_TRUE(validate(c).ok());
+  EXPECT_EQ(encode_checked(c, Phase::pre_auth).status().code(), Errc::protocol);
+}
+
+TEST(TunnelLimits, LargestCapacityFitsASessionMessage) {
+  // 256 models of 128 bytes: the whole message stays far below 64 KiB.
+  Capacity c;
+  for (size_t i = 0; i < kMaxModels; ++i) {
+    std::string name = "model-" + std::to_string(i);
+    c.models.push_back(name + std::string(kMaxModel - name.size(), 'z'));
+  }
+  c.ready_in_ms = kMaxReadyInMs;
+  c.rpm = kMaxCapacityRpm;
+  Result<std::string> text = encode_checked(c, Phase::session);
+  ASSERT_TRUE(text.ok()) << text.status().to_string();
+  EXPECT_LT(text->size(), kMaxSessionMessage);
+  Result<Message> back = decode(*text, Phase::session);
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  EXPECT_TRUE(*back == Message(c));
+}
+
 }  // namespace
 }  // namespace tg::tunnel

@@ -360,6 +360,35 @@ TEST(TunnelMessages, TypeNamesOfTheBillingMessages) {
   EXPECT_EQ(type_of(Prices{}), Type::prices);
 }
 
+TEST(TunnelMessages, CapacityRoundTrip) {
+  Capacity c;
+  c.models = {"claude-3-5-haiku-latest", "anthropic.claude-3-sonnet-20240229-v1:0", "m"};
+  c.ready_in_ms = 1;
+  c.rpm = 1;
+  const std::string text = encode(c);
+  EXPECT_EQ(text, R"({"type":"capacity","models":["claude-3-5-haiku-latest",)"
+                  R"("anthropic.claude-3-sonnet-20240229-v1:0","m"],"ready_in_ms":1,"rpm":1})");
+  Result<Message> back = decode(text, Phase::session);
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  EXPECT_TRUE(*back == Message(c));
+  EXPECT_EQ(type_of(*back), Type::capacity);
+  EXPECT_STREQ(type_name(Type::capacity), "capacity");
+  // Field order on the wire does not matter; the order of models does.
+  Result<Message> reordered =
+      decode(R"({"rpm":1,"ready_in_ms":1,"type":"capacity","models":["m","claude-3-5-haiku-latest",)"
+             R"("anthropic.claude-3-sonnet-20240229-v1:0"]})", Phase::session);
+  ASSERT_TRUE(reordered.ok()) << reordered.status().to_string();
+  EXPECT_FALSE(*reordered == Message(c));
+}
+
+TEST(TunnelMessages, RateLimitedIsAStreamErrorCode) {
+  EXPECT_EQ(stream_error::rate_limited, "rate_limited");
+  Result<Message> m = decode(R"({"type":"error","id":3,"code":"rate_limited","message":"retry in 1200 ms"})",
+                             Phase::session);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  EXPECT_EQ(std::get<Error>(*m).code, stream_error::rate_limited);
+}
+
 TEST(TunnelMessages, DirectionTableMatchesTheDesign) {
   EXPECT_TRUE(sent_by_hub(Type::challenge) && !sent_by_agent(Type::challenge));
   EXPECT_TRUE(!sent_by_hub(Type::auth) && sent_by_agent(Type::auth));
