@@ -875,6 +875,7 @@ Status ApiServer::start(const net::HostPort& listen) {
   ho.idle_timeout_ms = settings_.idle_timeout_ms;
   ho.body_timeout_ms = settings_.body_timeout_ms;
   ho.max_connections = settings_.max_connections;
+  ho.max_connections_per_address = settings_.max_connections_per_address;
   http_ = std::make_unique<http::Server>(loop_, static_cast<http::ServerHandler*>(this), ho);
   Status s = listener_.listen(listen.host, listen.port,
                               [this](net::StreamPtr tcp) { on_accept(std::move(tcp)); });

@@ -27,6 +27,7 @@ config::Schema make_schema() {
       Key{"request_deadline", Type::duration, "600s", 1000, tunnel::kMaxDeadlineMs, nullptr, nullptr},
       Key{"sse_keepalive", Type::duration, "15s", 0, kHour, nullptr, nullptr},
       Key{"user_max_connections", Type::integer, "4096", 1, 1000000, nullptr, nullptr},
+      Key{"user_max_connections_per_address", Type::integer, "512", 0, 1000000, nullptr, nullptr},
       Key{"user_header_timeout", Type::duration, "10s", 100, kHour, nullptr, nullptr},
       Key{"user_idle_timeout", Type::duration, "60s", 100, kHour, nullptr, nullptr},
       Key{"user_body_timeout", Type::duration, "60s", 100, kHour, nullptr, nullptr},
@@ -107,6 +108,8 @@ LoadResult finish(config::ParseResult parsed) {
   api.request_deadline_ms = g.duration_ms("request_deadline");
   api.sse_keepalive_ms = g.duration_ms("sse_keepalive");
   api.max_connections = static_cast<uint32_t>(g.integer("user_max_connections"));
+  api.max_connections_per_address =
+      static_cast<uint32_t>(g.integer("user_max_connections_per_address"));
   api.header_timeout_ms = g.duration_ms("user_header_timeout");
   api.idle_timeout_ms = g.duration_ms("user_idle_timeout");
   api.body_timeout_ms = g.duration_ms("user_body_timeout");

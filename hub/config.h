@@ -39,6 +39,7 @@ struct ApiSettings {
   uint64_t request_deadline_ms;   // whole request, user's first byte to last; then 504 / abort
   uint64_t sse_keepalive_ms;      // idle SSE stream gets ": keep-alive" comments; 0 = never
   uint32_t max_connections;       // concurrent user connections (over: 503)
+  uint32_t max_connections_per_address;  // from one address (IPv4, or IPv6 /64); over: 503; 0 = none
   uint64_t header_timeout_ms;     // request head must arrive within this (408)
   uint64_t idle_timeout_ms;       // keep-alive connection idle before it is closed
   uint64_t body_timeout_ms;       // request body stalled this long: 408

@@ -102,6 +102,8 @@ def vendor_completed(w):
                 continue
             if rec.get("client_aborted") or rec.get("server_disconnected") or rec.get("closed_at_ms"):
                 continue
+            if rec.get("finished_at_ms") is None:  # the answer was never written to its end
+                continue
             rid = rec["headers"].get("x-request-id")
             done[rid] = rec
     return done
