@@ -126,6 +126,12 @@ config::Schema make_schema() {
       Key{"ca_file", Type::string, "/etc/ssl/certs/ca-certificates.crt", 0, 0, nullptr,
           "CA bundle used to verify vendors"},
       Key{"log_level", Type::choice, "info", 0, 0, "debug|info|warn|error", nullptr},
+      Key{"vendor_connect_timeout", Type::duration, "10s", 100, 600000, nullptr,
+          "resolve + TCP + TLS to a vendor"},
+      Key{"vendor_response_timeout", Type::duration, "300s", 1000, 86400000, nullptr,
+          "request sent -> the vendor's response head"},
+      Key{"vendor_idle_timeout", Type::duration, "120s", 0, 86400000, nullptr,
+          "silence between body bytes after the head; 0 = none"},
       Key{"ledger", Type::string, "tokengo-agent.db", 0, 0, nullptr,
           "SQLite file of the agent's ledger (outbox, mirrored chain); written per request"},
       Key{"seal_with", Type::choice, "keyfile", 0, 0, "keyfile|passphrase",
@@ -190,6 +196,9 @@ LoadResult finish(config::ParseResult parsed) {
   if (Status s = tls::check_pin(a.hub_pin); !s.ok()) err(g, "hub_pin", "hub_pin: " + s.message());
   a.identity_key = c.resolve_path(g.str("identity_key"));
   a.ledger = c.resolve_path(g.str("ledger"));
+  a.vendor_connect_timeout_ms = g.duration_ms("vendor_connect_timeout");
+  a.vendor_response_timeout_ms = g.duration_ms("vendor_response_timeout");
+  a.vendor_idle_timeout_ms = g.duration_ms("vendor_idle_timeout");
   a.enroll_token = Secret(g.secret("enroll_token").reveal());
   a.ca_file = std::string(g.str("ca_file"));
   a.log_level = std::string(g.str("log_level"));

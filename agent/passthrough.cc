@@ -441,6 +441,7 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
     }
     http::ClientOptions o;
     o.response_timeout_ms = owner_.options_.response_timeout_ms;
+    o.body_idle_timeout_ms = owner_.options_.body_idle_timeout_ms;
     ++owner_.stats_.connections;
     conn_ = std::make_unique<http::ClientConnection>(owner_.loop_, std::move(r.value()), o);
     begin_request();

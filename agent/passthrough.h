@@ -54,6 +54,10 @@ class CallReporter {
 struct PassthroughOptions {
   uint64_t connect_timeout_ms = 10000;    // resolve + TCP + TLS, capped by the call's deadline
   uint64_t response_timeout_ms = 300000;  // request sent -> response head (upstream_timeout)
+  // After the head: the longest silence between body bytes from the vendor
+  // while we read (our own backpressure does not count); then the call ends
+  // with upstream_timeout instead of holding its slot until the deadline.
+  uint64_t body_idle_timeout_ms = 120000;
   // A vendor connection that ended its response with keep-alive waits this
   // long for the provider's next call (0: one connection per call). Kept
   // well below vendors' own idle timeouts, so a reused connection is rarely

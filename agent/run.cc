@@ -64,7 +64,11 @@ int run(const std::string& config_path) {
   int exit_code = 0;
   Loop loop;
   {
-    auto calls = Passthrough::create(loop, config);
+    PassthroughOptions vendor;
+    vendor.connect_timeout_ms = config.vendor_connect_timeout_ms;
+    vendor.response_timeout_ms = config.vendor_response_timeout_ms;
+    vendor.body_idle_timeout_ms = config.vendor_idle_timeout_ms;
+    auto calls = Passthrough::create(loop, config, vendor);
     if (!calls.ok()) {
       std::fprintf(stderr, "%s: %s\n", kProgram, calls.status().message().c_str());
       return 1;

@@ -157,14 +157,24 @@ Status ClientConnection::finish() {
 void ClientConnection::pause_response() noexcept {
   if (state_ != State::active || paused_) return;
   paused_ = true;
+  if (head_seen_) timer_.stop();  // our own backpressure is not the peer's silence
   stream_->pause_reading();
 }
 
 void ClientConnection::resume_response() noexcept {
   if (state_ != State::active || !paused_) return;
   paused_ = false;
+  arm_body_timer();
   stream_->resume_reading();
   defer_.start(0, 0, [this] { process(); });
+}
+
+void ClientConnection::arm_body_timer() {
+  if (!head_seen_ || paused_ || state_ != State::active || options_.body_idle_timeout_ms == 0) return;
+  timer_.start(options_.body_idle_timeout_ms, 0, [this] {
+    (void)fail(error(Errc::timeout, "no response body byte from " + peer_address() + " for " +
+                                        std::to_string(options_.body_idle_timeout_ms) + " ms"));
+  });
 }
 
 void ClientConnection::arm_response_timer() {
@@ -199,6 +209,7 @@ void ClientConnection::on_stream_read(net::Stream&, std::string_view data) noexc
     in_off_ = 0;
   }
   in_.append(data);
+  arm_body_timer();  // the peer is alive: the silence starts over
   process();
 }
 
@@ -232,6 +243,7 @@ void ClientConnection::process() noexcept {
       if (rh.status < 200) continue;  // interim answer; its message_end is skipped too
       head_seen_ = true;
       timer_.stop();
+      arm_body_timer();
       ResponseHead head = rh;
       handler_->on_response_head(*this, head);
       if (guard.dead) return;
@@ -244,6 +256,7 @@ void ClientConnection::process() noexcept {
                          in_off_ == in_.size() && !parser_.upgrade();
       ClientHandler* h = handler_;
       handler_ = nullptr;
+      timer_.stop();
       transition(reuse ? State::idle : State::closed);
       h->on_response_end(*this);
       if (guard.dead) return;

@@ -25,6 +25,10 @@ struct ClientOptions {
   // From request() (re-armed by each write/finish) to the response head;
   // 0 = none. Expiry reports Errc::timeout and closes the stream.
   uint64_t response_timeout_ms = kDefaultResponseTimeoutMs;
+  // After the head: the longest silence between body bytes while we read
+  // (time paused by pause_response() does not count); 0 = none. Expiry
+  // reports Errc::timeout and closes the stream.
+  uint64_t body_idle_timeout_ms = 0;
 };
 
 class ClientConnection;
@@ -98,11 +102,13 @@ class ClientConnection final : private net::StreamHandler {
   // Reports `why` once and closes; returns false if `this` was destroyed.
   bool fail(const Status& why);
   void arm_response_timer();
+  // (Re)starts the body silence timer (after the head, while reading).
+  void arm_body_timer();
 
   net::StreamPtr stream_;
   ClientOptions options_;
   Parser parser_;
-  Timer timer_;
+  Timer timer_;   // response head, then body silence (arm_body_timer)
   Timer defer_;
   State state_ = State::idle;
   ClientHandler* handler_ = nullptr;

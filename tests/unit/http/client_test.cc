@@ -482,6 +482,39 @@ TEST_F(ClientTest, ResponseHeadTimeout) {
   EXPECT_FALSE(client->reusable());
 }
 
+TEST_F(ClientTest, BodySilenceAfterTheHeadTimesOut) {
+  ClientOptions o;
+  o.body_idle_timeout_ms = 100;
+  start_raw("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", false, o);  // then silence
+  Response r;
+  ASSERT_TRUE(client->request(get("/"), &r).ok());
+  ASSERT_TRUE(run_until([&] { return r.done(); }));
+  EXPECT_EQ(r.heads, 1);
+  EXPECT_EQ(r.errors, 1);
+  EXPECT_EQ(r.why.code(), Errc::timeout);
+  EXPECT_NE(r.why.message().find("no response body byte"), std::string::npos) << r.why.message();
+}
+
+TEST_F(ClientTest, TimeWePauseTheBodyIsNotSilence) {
+  ClientOptions o;
+  o.body_idle_timeout_ms = 100;
+  start_raw("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabcdefghij", false, o);
+  struct Pauser : Response {
+    void on_response_head(ClientConnection& c, const ResponseHead& h) noexcept override {
+      Response::on_response_head(c, h);
+      c.pause_response();  // a slow user holds the vendor back
+    }
+  } r;
+  ASSERT_TRUE(client->request(get("/"), &r).ok());
+  ASSERT_TRUE(run_until([&] { return r.heads == 1; }));
+  run_until([] { return false; }, 300);  // three times the timeout, paused
+  EXPECT_EQ(r.errors, 0);
+  client->resume_response();
+  ASSERT_TRUE(run_until([&] { return r.done(); }));
+  EXPECT_EQ(r.errors, 0) << r.why.message();
+  EXPECT_EQ(r.ends, 1);
+}
+
 TEST_F(ClientTest, HandlerMayDestroyConnectionInCallback) {
   start();
   app.on_req = [](Exchange& ex) { (void)ex.reply(200, "bye"); };
