@@ -1,4 +1,5 @@
 #include <mbedtls/net_sockets.h>
+#include <sodium.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -433,6 +434,9 @@ Status TlsStream::flush_pending() {
   Status st = encrypt(data);
   batch_ = nullptr;
   if (st.ok() && !cipher.empty()) st = inner_->write(cipher);
+  // The plaintext may hold credentials (a vendor request head with its key,
+  // a user's token): wipe it whether the buffer is kept or freed.
+  sodium_memzero(data.data(), data.capacity());
   if (data.capacity() <= kKeptPlaintextBuffer) {
     data.clear();
     pending_plain_.swap(data);  // a small buffer is reused next turn
