@@ -97,6 +97,15 @@ def vendor_count(w, agent, status=None):
     return n
 
 
+def wait_vendor_count(w, agent, n, timeout=5.0):
+    """The fake vendor writes a record once its side of a request is over,
+    which may be just after the user got the answer: wait for it."""
+    deadline = time.monotonic() + timeout
+    while vendor_count(w, agent) < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return vendor_count(w, agent)
+
+
 def wait_ledger(w, user, requests, timeout=20.0):
     deadline = time.monotonic() + timeout
     while True:
@@ -115,6 +124,7 @@ def case_a_vendor_429_never_reaches_users_while_others_answer(w):
         s, _, b = post(env["api"], "/v1/chat/completions", chat("fake-echo"), env["token"])
         statuses.append(s)
     bad, good = env["agents"]
+    wait_vendor_count(w, good, 20)
     print("    statuses %s; 429-vendor saw %d, good vendor %d" %
           (sorted(set(statuses)), vendor_count(w, bad), vendor_count(w, good)))
     assert statuses == [200] * 20, statuses
@@ -163,6 +173,9 @@ def case_killed_agent_fails_over_is_penalised_then_used_again(w):
     complete = sum(1 for s, done in results if s == 200 and done)
     print("    %d answers complete of %d; a's vendor saw %d (killed mid-think), b's vendor %d" %
           (complete, len(results), vendor_count(w, a), vendor_count(w, b)))
+    deadline = time.monotonic() + 5
+    while vendor_count(w, a) + vendor_count(w, b) < 12 and time.monotonic() < deadline:
+        time.sleep(0.02)  # records are written once the vendor's side is over
     assert vendor_count(w, a) + vendor_count(w, b) >= 12
     assert complete == len(results) == 12, results  # every one moved to b before its first byte
     # a comes back at once: penalised for 5 s (its tunnel was lost), then one probe.
@@ -180,7 +193,7 @@ def case_killed_agent_fails_over_is_penalised_then_used_again(w):
     time.sleep(max(0.0, killed_at + 5.3 - time.monotonic()))
     for _ in range(10):
         assert post(env["api"], "/v1/chat/completions", chat("fake-echo"), env["token"])[0] == 200
-    used = vendor_count(w, a) - before
+    used = wait_vendor_count(w, a, before + 1, timeout=2.0) - before
     print("    after the penalty a served %d of 10" % used)
     assert used >= 1, "the agent was never used again after its penalty"
     # Billed once per answered request (34 of them, 50 micro-units each);
