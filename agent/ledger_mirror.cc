@@ -84,18 +84,6 @@ constexpr const char* kSelectEntry =
     "SELECT seq, request_id, model, input, cached, output, estimated, price_version, cost, "
     "tier_ppm, credit, time_ms, prev, hash, status, received_at FROM chain";
 
-template <size_t N>
-std::string_view bytes_of(const std::array<uint8_t, N>& a) {
-  return std::string_view(reinterpret_cast<const char*>(a.data()), N);
-}
-
-template <size_t N>
-bool copy_bytes(const std::string& blob, std::array<uint8_t, N>* out) {
-  if (blob.size() != N) return false;
-  for (size_t i = 0; i < N; ++i) (*out)[i] = static_cast<uint8_t>(blob[i]);
-  return true;
-}
-
 EntryStatus status_from(const std::string& s) {
   if (s == "disputed") return EntryStatus::disputed;
   if (s == "unobserved") return EntryStatus::unobserved;
@@ -132,7 +120,7 @@ Result<std::unique_ptr<LedgerMirror>> LedgerMirror::open(const std::string& path
   if (!step.ok()) return step.status();
   if (*step == sqlite::Step::row) {
     crypto::PublicKey stored{};
-    if (!copy_bytes(sel->column_blob(0), &stored) || stored != self) {
+    if (!crypto::copy_exact(sel->column_blob(0), &stored) || stored != self) {
       return error(Errc::permission,
                    "ledger " + path + " belongs to another agent key (" +
                        crypto::base64_encode(sel->column_blob(0)) +
@@ -141,8 +129,8 @@ Result<std::unique_ptr<LedgerMirror>> LedgerMirror::open(const std::string& path
   } else {
     auto ins = db->prepare("INSERT INTO identity(id, agent, head_hash) VALUES (1, ?, ?)");
     if (!ins.ok()) return ins.status();
-    TG_TRY(ins->bind_blob(1, bytes_of(self)));
-    TG_TRY(ins->bind_blob(2, bytes_of(ledger::Hash{})));
+    TG_TRY(ins->bind_blob(1, crypto::as_view(self)));
+    TG_TRY(ins->bind_blob(2, crypto::as_view(ledger::Hash{})));
     TG_TRY(ins->run());
   }
   return std::unique_ptr<LedgerMirror>(new LedgerMirror(std::move(*db), self));
@@ -160,7 +148,7 @@ Result<std::unique_ptr<LedgerMirror>> LedgerMirror::open_existing(const std::str
     if (!sel.ok()) return sel.status();
     auto step = sel->step();
     if (!step.ok()) return step.status();
-    if (*step != sqlite::Step::row || !copy_bytes(sel->column_blob(0), &self)) {
+    if (*step != sqlite::Step::row || !crypto::copy_exact(sel->column_blob(0), &self)) {
       return error(Errc::not_found, "ledger " + path + " has no agent identity (never used)");
     }
   }
@@ -325,7 +313,7 @@ Result<MirrorHead> LedgerMirror::head() {
   MirrorHead h;
   if (*step != sqlite::Step::row) return h;
   h.seq = static_cast<uint64_t>(st->column_int64(0));
-  if (!copy_bytes(st->column_blob(1), &h.head)) return error(Errc::internal, "ledger head hash is malformed");
+  if (!crypto::copy_exact(st->column_blob(1), &h.head)) return error(Errc::internal, "ledger head hash is malformed");
   h.total_cost = st->column_int64(2);
   h.total_credit = st->column_int64(3);
   return h;
@@ -348,7 +336,7 @@ Result<StoredEntry> read_entry(const sqlite::Stmt& st, const crypto::PublicKey& 
   e.tier_ppm = static_cast<uint32_t>(st.column_int64(9));
   e.credit = st.column_int64(10);
   e.time_ms = st.column_int64(11);
-  if (!copy_bytes(st.column_blob(12), &e.prev) || !copy_bytes(st.column_blob(13), &s.hash)) {
+  if (!crypto::copy_exact(st.column_blob(12), &e.prev) || !crypto::copy_exact(st.column_blob(13), &s.hash)) {
     return error(Errc::internal, "ledger entry " + std::to_string(e.seq) + " has a malformed hash");
   }
   s.status = status_from(st.column_text(14));
@@ -473,8 +461,8 @@ Result<Verdict> LedgerMirror::apply(const ledger::Entry& e, const ledger::Hash& 
   TG_TRY(ins->bind_int64(10, e.tier_ppm));
   TG_TRY(ins->bind_int64(11, e.credit));
   TG_TRY(ins->bind_int64(12, e.time_ms));
-  TG_TRY(ins->bind_blob(13, bytes_of(e.prev)));
-  TG_TRY(ins->bind_blob(14, bytes_of(h)));
+  TG_TRY(ins->bind_blob(13, crypto::as_view(e.prev)));
+  TG_TRY(ins->bind_blob(14, crypto::as_view(h)));
   TG_TRY(ins->bind_text(15, entry_status_name(status)));
   TG_TRY(ins->bind_int64(16, now_ms));
   Status s = ins->run();
@@ -499,7 +487,7 @@ Result<Verdict> LedgerMirror::apply(const ledger::Entry& e, const ledger::Hash& 
       "total_credit = total_credit + ? WHERE id = 1");
   if (!up.ok()) return up.status();
   TG_TRY(up->bind_int64(1, static_cast<int64_t>(e.seq)));
-  TG_TRY(up->bind_blob(2, bytes_of(h)));
+  TG_TRY(up->bind_blob(2, crypto::as_view(h)));
   TG_TRY(up->bind_int64(3, e.cost));
   TG_TRY(up->bind_int64(4, e.credit));
   TG_TRY(up->run());
@@ -549,12 +537,12 @@ Status LedgerMirror::remember_hub_key(const crypto::PublicKey& key) {
   if (*cur && **cur == key) return Status::success();
   auto up = db_.prepare("UPDATE identity SET hub_key = ? WHERE id = 1");
   if (!up.ok()) return up.status();
-  TG_TRY(up->bind_blob(1, bytes_of(key)));
+  TG_TRY(up->bind_blob(1, crypto::as_view(key)));
   TG_TRY(up->run());
   if (*cur) {
     return error(Errc::permission,
-                 "the hub's ledger key changed from " + crypto::base64_encode(bytes_of(**cur)) +
-                     " to " + crypto::base64_encode(bytes_of(key)) +
+                 "the hub's ledger key changed from " + crypto::base64_encode(crypto::as_view(**cur)) +
+                     " to " + crypto::base64_encode(crypto::as_view(key)) +
                      "; checkpoints from now on are checked against the new key");
   }
   return Status::success();
@@ -567,7 +555,7 @@ Result<std::optional<crypto::PublicKey>> LedgerMirror::hub_key() {
   if (!step.ok()) return step.status();
   if (*step != sqlite::Step::row || st->column_is_null(0)) return std::optional<crypto::PublicKey>();
   crypto::PublicKey k{};
-  if (!copy_bytes(st->column_blob(0), &k)) return error(Errc::internal, "stored hub key is malformed");
+  if (!crypto::copy_exact(st->column_blob(0), &k)) return error(Errc::internal, "stored hub key is malformed");
   return std::optional<crypto::PublicKey>(k);
 }
 
@@ -592,12 +580,12 @@ Status LedgerMirror::store_checkpoint(const ledger::Checkpoint& c, const crypto:
       "VALUES (?, ?, ?, ?, ?, ?, ?)");
   if (!ins.ok()) return ins.status();
   TG_TRY(ins->bind_int64(1, static_cast<int64_t>(c.seq)));
-  TG_TRY(ins->bind_blob(2, bytes_of(c.head)));
+  TG_TRY(ins->bind_blob(2, crypto::as_view(c.head)));
   TG_TRY(ins->bind_int64(3, c.total_cost));
   TG_TRY(ins->bind_int64(4, c.total_credit));
   TG_TRY(ins->bind_int64(5, c.time_ms));
-  TG_TRY(ins->bind_blob(6, bytes_of(sig)));
-  TG_TRY(ins->bind_blob(7, bytes_of(**key)));
+  TG_TRY(ins->bind_blob(6, crypto::as_view(sig)));
+  TG_TRY(ins->bind_blob(7, crypto::as_view(**key)));
   return ins->run();
 }
 
@@ -616,8 +604,8 @@ Result<std::vector<MirrorCheckpoint>> LedgerMirror::checkpoints() {
     m.checkpoint.total_cost = st->column_int64(2);
     m.checkpoint.total_credit = st->column_int64(3);
     m.checkpoint.time_ms = st->column_int64(4);
-    if (!copy_bytes(st->column_blob(1), &m.checkpoint.head) ||
-        !copy_bytes(st->column_blob(5), &m.sig) || !copy_bytes(st->column_blob(6), &m.hub_key)) {
+    if (!crypto::copy_exact(st->column_blob(1), &m.checkpoint.head) ||
+        !crypto::copy_exact(st->column_blob(5), &m.sig) || !crypto::copy_exact(st->column_blob(6), &m.hub_key)) {
       return error(Errc::internal, "checkpoint " + std::to_string(m.checkpoint.seq) + " is malformed");
     }
     out.push_back(m);

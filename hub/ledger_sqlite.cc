@@ -46,18 +46,6 @@ PendingRequest read_pending(const sqlite::Stmt& st) {
   return r;
 }
 
-template <size_t N>
-bool copy_bytes(const std::string& blob, std::array<uint8_t, N>* out) {
-  if (blob.size() != N) return false;
-  for (size_t i = 0; i < N; ++i) (*out)[i] = static_cast<uint8_t>(blob[i]);
-  return true;
-}
-
-template <size_t N>
-std::string_view bytes_of(const std::array<uint8_t, N>& a) {
-  return std::string_view(reinterpret_cast<const char*>(a.data()), N);
-}
-
 Result<Settled> read_entry(const sqlite::Stmt& st) {
   Settled s;
   s.agent = st.column_text(0);
@@ -77,7 +65,7 @@ Result<Settled> read_entry(const sqlite::Stmt& st) {
   e.tier_ppm = static_cast<uint32_t>(st.column_int64(10));
   e.credit = st.column_int64(11);
   e.time_ms = st.column_int64(12);
-  if (!copy_bytes(st.column_blob(13), &e.prev) || !copy_bytes(st.column_blob(14), &s.hash)) {
+  if (!crypto::copy_exact(st.column_blob(13), &e.prev) || !crypto::copy_exact(st.column_blob(14), &s.hash)) {
     return error(Errc::internal, "ledger row " + s.agent + " #" + std::to_string(e.seq) +
                                     " has a malformed hash");
   }
@@ -94,7 +82,7 @@ Result<StoredCheckpoint> read_checkpoint(const sqlite::Stmt& st) {
   c.checkpoint.total_cost = st.column_int64(3);
   c.checkpoint.total_credit = st.column_int64(4);
   c.checkpoint.time_ms = st.column_int64(5);
-  if (!copy_bytes(st.column_blob(2), &c.checkpoint.head) || !copy_bytes(st.column_blob(6), &c.sig)) {
+  if (!crypto::copy_exact(st.column_blob(2), &c.checkpoint.head) || !crypto::copy_exact(st.column_blob(6), &c.sig)) {
     return error(Errc::internal, "checkpoint row " + agent + " has a malformed hash or signature");
   }
   return c;
@@ -325,7 +313,7 @@ Result<ChainInfo> SqliteLedgerStore::chain_in_tx(const std::string& agent) {
   if (!step.ok()) return step.status();
   if (*step == sqlite::Step::row) {
     c.seq = static_cast<uint64_t>(st.column_int64(0));
-    if (!copy_bytes(st.column_blob(1), &c.head)) {
+    if (!crypto::copy_exact(st.column_blob(1), &c.head)) {
       (void)st.reset();
       return error(Errc::internal, "chain head of " + agent + " is malformed");
     }
@@ -429,8 +417,8 @@ Result<std::vector<Settled>> SqliteLedgerStore::settle(const std::vector<SettleO
     TG_TRY(ins.bind_int64(11, e.tier_ppm));
     TG_TRY(ins.bind_int64(12, e.credit));
     TG_TRY(ins.bind_int64(13, e.time_ms));
-    TG_TRY(ins.bind_blob(14, bytes_of(e.prev)));
-    TG_TRY(ins.bind_blob(15, bytes_of(s.hash)));
+    TG_TRY(ins.bind_blob(14, crypto::as_view(e.prev)));
+    TG_TRY(ins.bind_blob(15, crypto::as_view(s.hash)));
     if (o.user_id) {
       TG_TRY(ins.bind_int64(16, *o.user_id));
     } else {
@@ -462,7 +450,7 @@ Result<std::vector<Settled>> SqliteLedgerStore::settle(const std::vector<SettleO
     TG_TRY(up.reset());
     TG_TRY(up.bind_text(1, agent));
     TG_TRY(up.bind_int64(2, static_cast<int64_t>(head.seq)));
-    TG_TRY(up.bind_blob(3, bytes_of(head.head)));
+    TG_TRY(up.bind_blob(3, crypto::as_view(head.head)));
     TG_TRY(up.bind_int64(4, head.total_cost));
     TG_TRY(up.bind_int64(5, head.total_credit));
     TG_TRY(up.run());
@@ -518,7 +506,7 @@ Result<std::vector<ChainInfo>> SqliteLedgerStore::chains() {
     ChainInfo c;
     c.agent = st->column_text(0);
     c.seq = static_cast<uint64_t>(st->column_int64(1));
-    if (!copy_bytes(st->column_blob(2), &c.head)) {
+    if (!crypto::copy_exact(st->column_blob(2), &c.head)) {
       return error(Errc::internal, "chain head of " + c.agent + " is malformed");
     }
     c.total_cost = st->column_int64(3);
@@ -536,13 +524,13 @@ Status SqliteLedgerStore::add_checkpoint(const StoredCheckpoint& cp) {
       "VALUES (?, ?, ?, ?, ?, ?, ?)");
   if (!st.ok()) return st.status();
   const ledger::Checkpoint& c = cp.checkpoint;
-  TG_TRY(st->bind_text(1, crypto::base64_encode(bytes_of(c.agent))));
+  TG_TRY(st->bind_text(1, crypto::base64_encode(crypto::as_view(c.agent))));
   TG_TRY(st->bind_int64(2, static_cast<int64_t>(c.seq)));
-  TG_TRY(st->bind_blob(3, bytes_of(c.head)));
+  TG_TRY(st->bind_blob(3, crypto::as_view(c.head)));
   TG_TRY(st->bind_int64(4, c.total_cost));
   TG_TRY(st->bind_int64(5, c.total_credit));
   TG_TRY(st->bind_int64(6, c.time_ms));
-  TG_TRY(st->bind_blob(7, bytes_of(cp.sig)));
+  TG_TRY(st->bind_blob(7, crypto::as_view(cp.sig)));
   return st->run();
 }
 

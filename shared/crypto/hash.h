@@ -50,8 +50,18 @@ void random_bytes(void* out, size_t n);
 // 128 random bits as 32 lowercase hex characters, for request ids.
 std::string random_id();
 
-inline std::string_view as_view(const Sha256& h) {
-  return std::string_view(reinterpret_cast<const char*>(h.data()), h.size());
+// The bytes of a fixed-size key, hash or signature, as a view.
+template <size_t N>
+std::string_view as_view(const std::array<uint8_t, N>& a) {
+  return std::string_view(reinterpret_cast<const char*>(a.data()), N);
+}
+
+// Copies exactly N bytes (a stored blob) into `out`; false for any other size.
+template <size_t N>
+bool copy_exact(std::string_view bytes, std::array<uint8_t, N>* out) {
+  if (bytes.size() != N) return false;
+  for (size_t i = 0; i < N; ++i) (*out)[i] = static_cast<uint8_t>(bytes[i]);
+  return true;
 }
 
 }  // namespace tg::crypto
