@@ -134,6 +134,8 @@ config::Schema make_schema() {
           "silence between body bytes after the head; 0 = none"},
       Key{"ledger", Type::string, "tokengo-agent.db", 0, 0, nullptr,
           "SQLite file of the agent's ledger (outbox, mirrored chain); written per request"},
+      Key{"ledger_commit_delay", Type::duration, "20ms", 0, 1000, nullptr,
+          "finished calls and settlements wait this long to share one ledger commit"},
       Key{"seal_with", Type::choice, "keyfile", 0, 0, "keyfile|passphrase",
           "what 'tokengo-agent keys' seals new api_key values with"},
       Key{"seal_key_file", Type::string, "seal.key", 0, 0, nullptr,
@@ -196,6 +198,7 @@ LoadResult finish(config::ParseResult parsed) {
   if (Status s = tls::check_pin(a.hub_pin); !s.ok()) err(g, "hub_pin", "hub_pin: " + s.message());
   a.identity_key = c.resolve_path(g.str("identity_key"));
   a.ledger = c.resolve_path(g.str("ledger"));
+  a.ledger_commit_delay_ms = g.duration_ms("ledger_commit_delay");
   a.vendor_connect_timeout_ms = g.duration_ms("vendor_connect_timeout");
   a.vendor_response_timeout_ms = g.duration_ms("vendor_response_timeout");
   a.vendor_idle_timeout_ms = g.duration_ms("vendor_idle_timeout");

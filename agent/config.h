@@ -68,6 +68,7 @@ struct AgentConfig {
   std::string ca_file;         // for vendors (used from the passthrough on)
   std::string log_level;
   std::string ledger;          // the ledger's SQLite file, resolved
+  uint64_t ledger_commit_delay_ms = 20;  // ledger writes grouped into one commit this long
   uint64_t vendor_connect_timeout_ms = 10000;   // resolve + TCP + TLS to a vendor
   uint64_t vendor_response_timeout_ms = 300000; // request sent -> response head
   uint64_t vendor_idle_timeout_ms = 120000;     // silence between body bytes after the head

@@ -158,7 +158,7 @@ Result<std::unique_ptr<LedgerMirror>> LedgerMirror::open_existing(const std::str
 // ---- outbox ----
 
 Status LedgerMirror::record_finished(const OutboxItem& item) {
-  auto st = db_.prepare(
+  auto st = db_.prepare_cached(
       "INSERT OR REPLACE INTO outbox(request_id, model, input, cached, output, estimated, status, "
       "finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
   if (!st.ok()) return st.status();
@@ -191,7 +191,7 @@ constexpr const char* kSelectOutbox =
 }  // namespace
 
 Result<std::vector<OutboxItem>> LedgerMirror::outbox(size_t limit) {
-  auto st = db_.prepare(std::string(kSelectOutbox) + " ORDER BY finished_at, request_id LIMIT ?");
+  auto st = db_.prepare_cached(std::string(kSelectOutbox) + " ORDER BY finished_at, request_id LIMIT ?");
   if (!st.ok()) return st.status();
   TG_TRY(st->bind_int64(1, static_cast<int64_t>(limit)));
   std::vector<OutboxItem> out;
@@ -205,7 +205,7 @@ Result<std::vector<OutboxItem>> LedgerMirror::outbox(size_t limit) {
 }
 
 Result<uint64_t> LedgerMirror::outbox_count() {
-  auto st = db_.prepare("SELECT COUNT(*) FROM outbox");
+  auto st = db_.prepare_cached("SELECT COUNT(*) FROM outbox");
   if (!st.ok()) return st.status();
   auto step = st->step();
   if (!step.ok()) return step.status();
@@ -213,7 +213,7 @@ Result<uint64_t> LedgerMirror::outbox_count() {
 }
 
 Result<std::optional<OutboxItem>> LedgerMirror::outbox_item(std::string_view request_id) {
-  auto st = db_.prepare(std::string(kSelectOutbox) + " WHERE request_id = ?");
+  auto st = db_.prepare_cached(std::string(kSelectOutbox) + " WHERE request_id = ?");
   if (!st.ok()) return st.status();
   TG_TRY(st->bind_text(1, request_id));
   auto step = st->step();
@@ -225,7 +225,7 @@ Result<std::optional<OutboxItem>> LedgerMirror::outbox_item(std::string_view req
 Status LedgerMirror::claim_rejected(const RejectedClaim& r) {
   auto tx = sqlite::Tx::begin(db_);
   if (!tx.ok()) return tx.status();
-  auto ins = db_.prepare(
+  auto ins = db_.prepare_cached(
       "INSERT OR REPLACE INTO rejected_claims(request_id, code, message, at) VALUES (?, ?, ?, ?)");
   if (!ins.ok()) return ins.status();
   TG_TRY(ins->bind_text(1, r.request_id));
@@ -233,7 +233,7 @@ Status LedgerMirror::claim_rejected(const RejectedClaim& r) {
   TG_TRY(ins->bind_text(3, r.message));
   TG_TRY(ins->bind_int64(4, r.at_ms));
   TG_TRY(ins->run());
-  auto del = db_.prepare("DELETE FROM outbox WHERE request_id = ?");
+  auto del = db_.prepare_cached("DELETE FROM outbox WHERE request_id = ?");
   if (!del.ok()) return del.status();
   TG_TRY(del->bind_text(1, r.request_id));
   TG_TRY(del->run());
@@ -241,7 +241,7 @@ Status LedgerMirror::claim_rejected(const RejectedClaim& r) {
 }
 
 Result<std::vector<RejectedClaim>> LedgerMirror::rejected_claims() {
-  auto st = db_.prepare("SELECT request_id, code, message, at FROM rejected_claims ORDER BY at");
+  auto st = db_.prepare_cached("SELECT request_id, code, message, at FROM rejected_claims ORDER BY at");
   if (!st.ok()) return st.status();
   std::vector<RejectedClaim> out;
   for (;;) {
@@ -266,7 +266,7 @@ Status LedgerMirror::store_prices(const billing::PriceTable& table) {
   }
   auto tx = sqlite::Tx::begin(db_);
   if (!tx.ok()) return tx.status();
-  auto ins = db_.prepare(
+  auto ins = db_.prepare_cached(
       "INSERT INTO prices(version, model, input, cached_input, output) VALUES (?, ?, ?, ?, ?)");
   if (!ins.ok()) return ins.status();
   for (const auto& [model, p] : table.entries()) {
@@ -282,7 +282,10 @@ Status LedgerMirror::store_prices(const billing::PriceTable& table) {
 }
 
 Result<std::optional<billing::PriceTable>> LedgerMirror::prices(uint64_t version) {
-  auto st = db_.prepare(
+  if (auto it = price_cache_.find(version); it != price_cache_.end()) {
+    return std::optional<billing::PriceTable>(it->second);
+  }
+  auto st = db_.prepare_cached(
       "SELECT model, input, cached_input, output FROM prices WHERE version = ? ORDER BY model");
   if (!st.ok()) return st.status();
   TG_TRY(st->bind_int64(1, static_cast<int64_t>(version)));
@@ -300,13 +303,15 @@ Result<std::optional<billing::PriceTable>> LedgerMirror::prices(uint64_t version
   if (entries.empty()) return std::optional<billing::PriceTable>();
   auto t = billing::PriceTable::make(version, std::move(entries));
   if (!t.ok()) return t.status();
+  if (price_cache_.size() >= kCachedPriceVersions) price_cache_.erase(price_cache_.begin());
+  price_cache_.emplace(version, *t);
   return std::optional<billing::PriceTable>(std::move(*t));
 }
 
 // ---- chain ----
 
 Result<MirrorHead> LedgerMirror::head() {
-  auto st = db_.prepare("SELECT head_seq, head_hash, total_cost, total_credit FROM identity WHERE id = 1");
+  auto st = db_.prepare_cached("SELECT head_seq, head_hash, total_cost, total_credit FROM identity WHERE id = 1");
   if (!st.ok()) return st.status();
   auto step = st->step();
   if (!step.ok()) return step.status();
@@ -346,7 +351,7 @@ Result<StoredEntry> read_entry(const sqlite::Stmt& st, const crypto::PublicKey& 
 }  // namespace
 
 Result<std::optional<StoredEntry>> LedgerMirror::entry_at(uint64_t seq) {
-  auto st = db_.prepare(std::string(kSelectEntry) + " WHERE seq = ?");
+  auto st = db_.prepare_cached(std::string(kSelectEntry) + " WHERE seq = ?");
   if (!st.ok()) return st.status();
   TG_TRY(st->bind_int64(1, static_cast<int64_t>(seq)));
   auto step = st->step();
@@ -380,7 +385,7 @@ Result<Verdict> LedgerMirror::apply(const ledger::Entry& e, const ledger::Hash& 
   auto hd = head();
   if (!hd.ok()) return hd.status();
   auto drop_outbox = [&]() -> Status {
-    auto del = db_.prepare("DELETE FROM outbox WHERE request_id = ?");
+    auto del = db_.prepare_cached("DELETE FROM outbox WHERE request_id = ?");
     if (!del.ok()) return del.status();
     TG_TRY(del->bind_text(1, e.request_id));
     return del->run();
@@ -444,7 +449,7 @@ Result<Verdict> LedgerMirror::apply(const ledger::Entry& e, const ledger::Hash& 
   }
   if (!dispute.empty()) status = EntryStatus::disputed;
 
-  auto ins = db_.prepare(
+  auto ins = db_.prepare_cached(
       "INSERT INTO chain(seq, request_id, model, input, cached, output, estimated, price_version, "
       "cost, tier_ppm, credit, time_ms, prev, hash, status, received_at) "
       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
@@ -473,7 +478,7 @@ Result<Verdict> LedgerMirror::apply(const ledger::Entry& e, const ledger::Hash& 
     return v;
   }
   if (status == EntryStatus::disputed) {
-    auto d = db_.prepare("INSERT INTO disputes(seq, request_id, reason, at) VALUES (?, ?, ?, ?)");
+    auto d = db_.prepare_cached("INSERT INTO disputes(seq, request_id, reason, at) VALUES (?, ?, ?, ?)");
     if (!d.ok()) return d.status();
     TG_TRY(d->bind_int64(1, static_cast<int64_t>(e.seq)));
     TG_TRY(d->bind_text(2, e.request_id));
@@ -482,7 +487,7 @@ Result<Verdict> LedgerMirror::apply(const ledger::Entry& e, const ledger::Hash& 
     TG_TRY(d->run());
   }
   TG_TRY(drop_outbox());
-  auto up = db_.prepare(
+  auto up = db_.prepare_cached(
       "UPDATE identity SET head_seq = ?, head_hash = ?, total_cost = total_cost + ?, "
       "total_credit = total_credit + ? WHERE id = 1");
   if (!up.ok()) return up.status();
@@ -499,7 +504,7 @@ Result<Verdict> LedgerMirror::apply(const ledger::Entry& e, const ledger::Hash& 
 }
 
 Result<std::vector<StoredEntry>> LedgerMirror::entries(uint64_t after_seq, size_t limit) {
-  auto st = db_.prepare(std::string(kSelectEntry) + " WHERE seq > ? ORDER BY seq LIMIT ?");
+  auto st = db_.prepare_cached(std::string(kSelectEntry) + " WHERE seq > ? ORDER BY seq LIMIT ?");
   if (!st.ok()) return st.status();
   TG_TRY(st->bind_int64(1, static_cast<int64_t>(after_seq)));
   TG_TRY(st->bind_int64(2, static_cast<int64_t>(limit)));
@@ -516,7 +521,7 @@ Result<std::vector<StoredEntry>> LedgerMirror::entries(uint64_t after_seq, size_
 }
 
 Result<std::vector<Dispute>> LedgerMirror::disputes() {
-  auto st = db_.prepare("SELECT seq, request_id, reason, at FROM disputes ORDER BY seq");
+  auto st = db_.prepare_cached("SELECT seq, request_id, reason, at FROM disputes ORDER BY seq");
   if (!st.ok()) return st.status();
   std::vector<Dispute> out;
   for (;;) {
@@ -535,7 +540,7 @@ Status LedgerMirror::remember_hub_key(const crypto::PublicKey& key) {
   auto cur = hub_key();
   if (!cur.ok()) return cur.status();
   if (*cur && **cur == key) return Status::success();
-  auto up = db_.prepare("UPDATE identity SET hub_key = ? WHERE id = 1");
+  auto up = db_.prepare_cached("UPDATE identity SET hub_key = ? WHERE id = 1");
   if (!up.ok()) return up.status();
   TG_TRY(up->bind_blob(1, crypto::as_view(key)));
   TG_TRY(up->run());
@@ -549,7 +554,7 @@ Status LedgerMirror::remember_hub_key(const crypto::PublicKey& key) {
 }
 
 Result<std::optional<crypto::PublicKey>> LedgerMirror::hub_key() {
-  auto st = db_.prepare("SELECT hub_key FROM identity WHERE id = 1");
+  auto st = db_.prepare_cached("SELECT hub_key FROM identity WHERE id = 1");
   if (!st.ok()) return st.status();
   auto step = st->step();
   if (!step.ok()) return step.status();
@@ -575,7 +580,7 @@ Status LedgerMirror::store_checkpoint(const ledger::Checkpoint& c, const crypto:
                                      ledger::to_hex(c.head) + ", our entry there is " +
                                      ledger::to_hex((*held)->hash));
   }
-  auto ins = db_.prepare(
+  auto ins = db_.prepare_cached(
       "INSERT OR REPLACE INTO checkpoints(seq, head, total_cost, total_credit, time_ms, sig, hub_key) "
       "VALUES (?, ?, ?, ?, ?, ?, ?)");
   if (!ins.ok()) return ins.status();
@@ -590,7 +595,7 @@ Status LedgerMirror::store_checkpoint(const ledger::Checkpoint& c, const crypto:
 }
 
 Result<std::vector<MirrorCheckpoint>> LedgerMirror::checkpoints() {
-  auto st = db_.prepare(
+  auto st = db_.prepare_cached(
       "SELECT seq, head, total_cost, total_credit, time_ms, sig, hub_key FROM checkpoints ORDER BY seq");
   if (!st.ok()) return st.status();
   std::vector<MirrorCheckpoint> out;

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,6 +27,9 @@
 #include "shared/sqlite/db.h"
 
 namespace tg::agent {
+
+// Price versions kept parsed in memory (the oldest is dropped first).
+constexpr size_t kCachedPriceVersions = 8;
 
 // A finished call as the agent saw it, kept until the hub settles it.
 struct OutboxItem {
@@ -142,6 +146,9 @@ class LedgerMirror {
 
   sqlite::Db db_;
   crypto::PublicKey self_{};
+  // Price tables read so far (a version never changes once stored), so
+  // verifying an entry does not read its table from the file every time.
+  std::map<uint64_t, billing::PriceTable> price_cache_;
 };
 
 }  // namespace tg::agent

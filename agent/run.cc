@@ -82,7 +82,7 @@ int run(const std::string& config_path) {
     Settlement settlement(loop, mirror->get(), [&sender](const tunnel::Message& m) -> Status {
       if (!sender) return error(Errc::closed, "no tunnel");
       return sender->send(m);
-    });
+    }, config.ledger_commit_delay_ms);
     (*calls)->set_reporter(&settlement);
     // Capacity reports of the limiter, through the same client.
     (*calls)->set_sender([&sender](const tunnel::Message& m) -> Status {

@@ -1,5 +1,6 @@
 #include "agent/settlement.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "shared/core/log.h"
@@ -11,8 +12,29 @@ constexpr const char* kLog = "ledger";
 
 }  // namespace
 
-Settlement::Settlement(uv_loop_t* loop, LedgerMirror* mirror, SendFn send)
-    : loop_(loop), mirror_(mirror), send_(std::move(send)) {}
+namespace {
+
+tunnel::Claim claim_of(const OutboxItem& item) {
+  tunnel::Claim c;
+  c.request_id = item.request_id;
+  c.model = item.model;
+  c.input = item.usage.input;
+  c.cached = item.usage.cached;
+  c.output = item.usage.output;
+  c.estimated = item.usage.estimated;
+  return c;
+}
+
+}  // namespace
+
+Settlement::Settlement(uv_loop_t* loop, LedgerMirror* mirror, SendFn send, uint64_t commit_delay_ms)
+    : loop_(loop),
+      mirror_(mirror),
+      send_(std::move(send)),
+      commit_delay_ms_(commit_delay_ms),
+      commit_timer_(loop) {}
+
+Settlement::~Settlement() { flush(false); }
 
 void Settlement::call_finished(const FinishedCall& f) noexcept {
   OutboxItem item;
@@ -21,27 +43,72 @@ void Settlement::call_finished(const FinishedCall& f) noexcept {
   item.usage = f.usage;
   item.status = f.status;
   item.finished_ms = unix_now_ms();
-  // The outbox row first: a crash after it loses nothing (the claim is sent
-  // again after the next connect); a crash before it loses only what the hub
-  // itself read.
+  // The outbox row first, the claim after its commit: a crash after it loses
+  // nothing (the claim is sent again after the next connect); a crash before
+  // it loses only what the hub itself read.
+  queue(std::move(item));
+}
+
+void Settlement::queue(Queued q) {
+  queue_.push_back(std::move(q));
+  if (queue_.size() >= kMaxBatch) {
+    flush(true);
+    return;
+  }
+  if (!commit_timer_.active()) commit_timer_.start(commit_delay_ms_, 0, [this] { flush(true); });
+}
+
+void Settlement::flush(bool send) {
+  commit_timer_.stop();
+  if (queue_.empty()) return;
+  std::vector<Queued> batch;
+  batch.swap(queue_);
+  std::vector<tunnel::Message> out;
+  out.reserve(batch.size());
+  auto tx = sqlite::Tx::begin(mirror_->db());
+  if (!tx.ok()) {
+    TG_ERROR(kLog, "ledger: %s", tx.status().to_string().c_str());
+  }
+  for (const Queued& q : batch) {
+    std::optional<tunnel::Message> m =
+        std::holds_alternative<OutboxItem>(q) ? record(std::get<OutboxItem>(q))
+                                              : settle(std::get<tunnel::Settle>(q));
+    if (m) out.push_back(std::move(*m));
+  }
+  if (tx.ok()) {
+    Status s = tx->commit();
+    if (!s.ok()) {
+      // Nothing of the batch is on disk: no ack (the settles come again after
+      // the next sync); the claims still go out (the hub settles on them, and
+      // the entries arrive as `unobserved`).
+      TG_ERROR(kLog, "ledger: %zu writes not committed: %s", batch.size(), s.to_string().c_str());
+      out.erase(std::remove_if(out.begin(), out.end(),
+                               [](const tunnel::Message& m) { return std::holds_alternative<tunnel::Ack>(m); }),
+                out.end());
+    } else {
+      ++stats_.commits;
+    }
+  }
+  if (!send) return;
+  for (const tunnel::Message& m : out) {
+    const bool claim = std::holds_alternative<tunnel::Claim>(m);
+    if (send_(m).ok() && claim) ++stats_.claims;
+  }
+  if (std::exchange(sync_wanted_, false)) send_sync();
+}
+
+std::optional<tunnel::Message> Settlement::record(const OutboxItem& item) {
   Status s = mirror_->record_finished(item);
   if (!s.ok()) {
-    TG_ERROR(kLog, "%s: not written to the outbox: %s", f.request_id.c_str(), s.to_string().c_str());
+    TG_ERROR(kLog, "%s: not written to the outbox: %s", item.request_id.c_str(), s.to_string().c_str());
   } else {
     ++stats_.recorded;
   }
-  send_claim(item);
+  return tunnel::Message(claim_of(item));
 }
 
 void Settlement::send_claim(const OutboxItem& item) {
-  tunnel::Claim c;
-  c.request_id = item.request_id;
-  c.model = item.model;
-  c.input = item.usage.input;
-  c.cached = item.usage.cached;
-  c.output = item.usage.output;
-  c.estimated = item.usage.estimated;
-  if (send_(c).ok()) ++stats_.claims;
+  if (send_(claim_of(item)).ok()) ++stats_.claims;
 }
 
 void Settlement::on_welcome(const tunnel::Welcome& w) noexcept {
@@ -64,6 +131,7 @@ void Settlement::send_sync() {
 }
 
 void Settlement::on_ready() noexcept {
+  flush(true);  // what is queued is claimed once, below or by its own flush
   send_sync();
   auto items = mirror_->outbox(kMaxReplayClaims);
   if (!items.ok()) {
@@ -77,7 +145,7 @@ void Settlement::on_ready() noexcept {
 void Settlement::on_ledger_message(const tunnel::Message& m) noexcept {
   switch (tunnel::type_of(m)) {
     case tunnel::Type::prices: on_prices(std::get<tunnel::Prices>(m)); return;
-    case tunnel::Type::settle: on_settle(std::get<tunnel::Settle>(m)); return;
+    case tunnel::Type::settle: queue(std::get<tunnel::Settle>(m)); return;
     case tunnel::Type::checkpoint: on_checkpoint(std::get<tunnel::Checkpoint>(m)); return;
     case tunnel::Type::claim_rejected: on_claim_rejected(std::get<tunnel::ClaimRejected>(m)); return;
     default: return;
@@ -104,7 +172,7 @@ void Settlement::on_prices(const tunnel::Prices& p) {
            p.models.size());
 }
 
-void Settlement::on_settle(const tunnel::Settle& s) {
+std::optional<tunnel::Message> Settlement::settle(const tunnel::Settle& s) {
   ledger::Entry e;
   e.agent = mirror_->self();
   e.seq = s.seq;
@@ -125,7 +193,7 @@ void Settlement::on_settle(const tunnel::Settle& s) {
     // Storage trouble: nothing kept, no ack; the next sync sends it again.
     TG_ERROR(kLog, "entry %llu not kept: %s", static_cast<unsigned long long>(s.seq),
              v.status().to_string().c_str());
-    return;
+    return std::nullopt;
   }
   tunnel::Ack ack;
   ack.seq = s.seq;
@@ -149,8 +217,8 @@ void Settlement::on_settle(const tunnel::Settle& s) {
     case Verdict::Kind::duplicate:
       break;
     case Verdict::Kind::gap:
-      if (!synced_once_ || uv_now(loop_) - last_sync_ms_ >= kSyncIntervalMs) send_sync();
-      return;  // no ack: the entry comes again after the sync
+      if (!synced_once_ || uv_now(loop_) - last_sync_ms_ >= kSyncIntervalMs) sync_wanted_ = true;
+      return std::nullopt;  // no ack: the entry comes again after the sync
     case Verdict::Kind::rejected:
       ++stats_.rejected;
       ack.result = "dispute";
@@ -159,7 +227,7 @@ void Settlement::on_settle(const tunnel::Settle& s) {
                v->message.c_str());
       break;
   }
-  (void)send_(ack);
+  return tunnel::Message(std::move(ack));
 }
 
 void Settlement::on_checkpoint(const tunnel::Checkpoint& c) {

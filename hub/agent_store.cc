@@ -114,8 +114,12 @@ Result<AgentStore> AgentStore::open(const std::string& path, bool create) {
   options.create = create;
   auto db = sqlite::Db::open(path, options);
   if (!db.ok()) return db.status();
-  TG_TRY(migrate(*db));
-  return AgentStore(std::move(db).value());
+  return open(std::move(db).value());
+}
+
+Result<AgentStore> AgentStore::open(sqlite::Db db) {
+  TG_TRY(migrate(db));
+  return AgentStore(std::move(db));
 }
 
 Status AgentStore::append_event(const std::string& key, AgentEventKind kind, int64_t now_ms) {

@@ -88,6 +88,8 @@ class AgentStore {
   // Opens or creates the registry at `path` and migrates its schema. With
   // create=false a missing file is Errc::not_found.
   static Result<AgentStore> open(const std::string& path, bool create = true);
+  // The same on a connection the daemon already holds (sqlite::Db::share()).
+  static Result<AgentStore> open(sqlite::Db db);
 
   // Approves `pubkey` for `owner` at `tier_ppm`. A revoked key is approved
   // again (any owner). An approved key may change tier, never owner: that

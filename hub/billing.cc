@@ -397,7 +397,9 @@ void Billing::enqueue(SettleOrder o) {
     flush();
     return;
   }
-  if (!flush_timer_.active()) flush_timer_.start(0, 0, [this] { on_flush_timer(); });
+  if (!flush_timer_.active()) {
+    flush_timer_.start(settings_.settle_delay_ms, 0, [this] { on_flush_timer(); });
+  }
 }
 
 void Billing::on_flush_timer() {

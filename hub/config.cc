@@ -69,6 +69,7 @@ config::Schema make_schema() {
       Key{"checkpoint_every", Type::integer, "1000", 1, 1000000000, nullptr, nullptr},
       Key{"checkpoint_interval", Type::duration, "60s", 100, 24 * kHour, nullptr, nullptr},
       Key{"settle_batch", Type::integer, "1024", 1, 65536, nullptr, nullptr},
+      Key{"settle_delay", Type::duration, "20ms", 0, 1000, nullptr, nullptr},
   }});
   s.sections.push_back({"limits", false, false, {
       Key{"rpm", Type::integer, "600", 0, 100000000, nullptr, "requests per minute per token; 0 = no limit"},
@@ -153,6 +154,7 @@ LoadResult finish(config::ParseResult parsed) {
   bs.checkpoint_every = static_cast<uint64_t>(b.integer("checkpoint_every"));
   bs.checkpoint_interval_ms = b.duration_ms("checkpoint_interval");
   bs.settle_batch = static_cast<size_t>(b.integer("settle_batch"));
+  bs.settle_delay_ms = b.duration_ms("settle_delay");
   const config::Section& l = *c.section("limits");
   h.limits.rpm = static_cast<uint64_t>(l.integer("rpm"));
   h.limits.tpm = static_cast<uint64_t>(l.integer("tpm"));

@@ -57,6 +57,7 @@ struct BillingSettings {
   uint64_t checkpoint_every = 1000; // entries between signed checkpoints
   uint64_t checkpoint_interval_ms = 60000;  // and at least this often while the chain moves
   size_t settle_batch = 1024;       // settlements per transaction at most
+  uint64_t settle_delay_ms = 20;    // the first settlement waits this long for others
 };
 
 // Per-token rate limits on the user API (rate_limit.h); users may override.

@@ -150,8 +150,12 @@ Result<std::unique_ptr<SqliteLedgerStore>> SqliteLedgerStore::open(const std::st
   options.create = create;
   auto db = sqlite::Db::open(path, options);
   if (!db.ok()) return db.status();
-  TG_TRY(migrate(*db));
-  return std::unique_ptr<SqliteLedgerStore>(new SqliteLedgerStore(std::move(*db)));
+  return open(std::move(db).value());
+}
+
+Result<std::unique_ptr<SqliteLedgerStore>> SqliteLedgerStore::open(sqlite::Db db) {
+  TG_TRY(migrate(db));
+  return std::unique_ptr<SqliteLedgerStore>(new SqliteLedgerStore(std::move(db)));
 }
 
 // ---- prices ----
@@ -246,7 +250,7 @@ Status SqliteLedgerStore::open_request(const PendingRequest& r) {
 
 Status SqliteLedgerStore::observe(std::string_view request_id, const billing::Usage& u,
                                   int64_t now_ms) {
-  auto st = db_.prepare(
+  auto st = db_.prepare_cached(
       "UPDATE pending_requests SET obs_input = ?, obs_cached = ?, obs_output = ?, "
       "obs_estimated = ?, observed_at = ? WHERE request_id = ?");
   if (!st.ok()) return st.status();
@@ -260,7 +264,7 @@ Status SqliteLedgerStore::observe(std::string_view request_id, const billing::Us
 }
 
 Result<std::optional<PendingRequest>> SqliteLedgerStore::pending(std::string_view request_id) {
-  auto st = db_.prepare(std::string(kSelectPending) + " WHERE request_id = ?");
+  auto st = db_.prepare_cached(std::string(kSelectPending) + " WHERE request_id = ?");
   if (!st.ok()) return st.status();
   TG_TRY(st->bind_text(1, request_id));
   auto step = st->step();
@@ -272,7 +276,7 @@ Result<std::optional<PendingRequest>> SqliteLedgerStore::pending(std::string_vie
 Result<std::vector<PendingRequest>> SqliteLedgerStore::pending_due(int64_t observed_before_ms,
                                                                    int64_t created_before_ms,
                                                                    size_t limit) {
-  auto st = db_.prepare(std::string(kSelectPending) +
+  auto st = db_.prepare_cached(std::string(kSelectPending) +
                         " WHERE (observed_at IS NOT NULL AND observed_at < ?) OR "
                         "(observed_at IS NULL AND created_at < ?) ORDER BY created_at LIMIT ?");
   if (!st.ok()) return st.status();
@@ -290,7 +294,7 @@ Result<std::vector<PendingRequest>> SqliteLedgerStore::pending_due(int64_t obser
 }
 
 Status SqliteLedgerStore::drop_pending(std::string_view request_id) {
-  auto st = db_.prepare("DELETE FROM pending_requests WHERE request_id = ?");
+  auto st = db_.prepare_cached("DELETE FROM pending_requests WHERE request_id = ?");
   if (!st.ok()) return st.status();
   TG_TRY(st->bind_text(1, request_id));
   return st->run();
@@ -461,7 +465,7 @@ Result<std::vector<Settled>> SqliteLedgerStore::settle(const std::vector<SettleO
 }
 
 Result<std::optional<Settled>> SqliteLedgerStore::settled(std::string_view request_id) {
-  auto st = db_.prepare(std::string(kSelectEntry) + " WHERE request_id = ?");
+  auto st = db_.prepare_cached(std::string(kSelectEntry) + " WHERE request_id = ?");
   if (!st.ok()) return st.status();
   TG_TRY(st->bind_text(1, request_id));
   auto step = st->step();

@@ -19,6 +19,8 @@ class SqliteLedgerStore final : public LedgerStore {
   // create=false a missing file is Errc::not_found.
   static Result<std::unique_ptr<SqliteLedgerStore>> open(const std::string& path,
                                                          bool create = true);
+  // The same on a connection the daemon already holds (sqlite::Db::share()).
+  static Result<std::unique_ptr<SqliteLedgerStore>> open(sqlite::Db db);
   ~SqliteLedgerStore() override;
 
   Status record_prices(const billing::PriceTable& table, int64_t now_ms) override;

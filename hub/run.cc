@@ -91,15 +91,20 @@ int run_daemon(const cli::Parsed& args) {
   if (!ctx.ok()) return startup_error("TLS certificate " + cfg.tls_cert, ctx.status());
   TG_INFO(kLog, "hub public key pin: %s", (*ctx)->pin().c_str());
 
-  auto opened = AgentStore::open(cfg.database, true);
+  // One connection for the daemon's three stores: one page cache, and the
+  // hub's own writes (settlements) do not look like another process's to the
+  // token cache (PRAGMA data_version).
+  auto db = sqlite::Db::open(cfg.database);
+  if (!db.ok()) return startup_error("database " + cfg.database, db.status());
+  auto opened = AgentStore::open(db->share());
   if (!opened.ok()) return startup_error("database " + cfg.database, opened.status());
   std::optional<AgentStore> store(std::move(opened.value()));
   s = store->sessions_clear();
   if (!s.ok()) return startup_error("database " + cfg.database, s);
-  auto users_opened = UserStore::open(cfg.database, true);
+  auto users_opened = UserStore::open(db->share());
   if (!users_opened.ok()) return startup_error("database " + cfg.database, users_opened.status());
   std::optional<UserStore> users(std::move(users_opened.value()));
-  auto ledger_opened = SqliteLedgerStore::open(cfg.database, true);
+  auto ledger_opened = SqliteLedgerStore::open(db->share());
   if (!ledger_opened.ok()) return startup_error("database " + cfg.database, ledger_opened.status());
   std::unique_ptr<SqliteLedgerStore> ledger = std::move(*ledger_opened);
 

@@ -80,8 +80,12 @@ Result<UserStore> UserStore::open(const std::string& path, bool create) {
   options.create = create;
   auto db = sqlite::Db::open(path, options);
   if (!db.ok()) return db.status();
-  TG_TRY(migrate(*db));
-  return UserStore(std::move(db).value());
+  return open(std::move(db).value());
+}
+
+Result<UserStore> UserStore::open(sqlite::Db db) {
+  TG_TRY(migrate(db));
+  return UserStore(std::move(db));
 }
 
 Result<std::optional<UserRecord>> UserStore::find_user(std::string_view name) {
@@ -272,7 +276,7 @@ Result<std::optional<TokenOwner>> UserStore::authenticate(std::string_view token
   if (auto it = cache_.find(key); it != cache_.end()) return std::optional<TokenOwner>(it->second);
 
   const std::string hex = crypto::hex_encode(crypto::as_view(digest));
-  auto st = db_.prepare(
+  auto st = db_.prepare_cached(
       "SELECT t.id, t.token_sha256, u.id, u.name, u.rpm, u.tpm FROM user_tokens t "
       "JOIN users u ON u.id = t.user_id WHERE t.token_sha256 = ? AND t.revoked_at IS NULL");
   if (!st.ok()) return st.status();

@@ -69,6 +69,8 @@ class UserStore {
   // Opens or creates the hub database at `path` and migrates its schema.
   // With create=false a missing file is Errc::not_found.
   static Result<UserStore> open(const std::string& path, bool create = true);
+  // The same on a connection the daemon already holds (sqlite::Db::share()).
+  static Result<UserStore> open(sqlite::Db db);
 
   // Errc::invalid_argument for a bad name or one that exists.
   Result<UserRecord> add_user(std::string_view name, int64_t now_ms);

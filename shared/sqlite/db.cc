@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <unordered_map>
 #include <utility>
 
 namespace tg::sqlite {
@@ -60,6 +61,24 @@ Status create_private(const std::string& path) {
 
 // ---- Db ----
 
+// The connection itself, shared by every Db that share() made from it, with
+// the statements kept for prepare_cached().
+struct Db::Conn {
+  struct Cached {
+    sqlite3_stmt* stmt = nullptr;
+    bool borrowed = false;
+  };
+  sqlite3* db = nullptr;
+  std::string path;
+  std::unordered_map<std::string, std::unique_ptr<Cached>> cache;
+
+  ~Conn() {
+    for (auto& [sql, c] : cache) sqlite3_finalize(c->stmt);
+    if (db) sqlite3_close_v2(db);
+  }
+};
+
+
 Result<Db> Db::open(const std::string& path, const OpenOptions& options) {
   if (path.empty()) return error(Errc::invalid_argument, "sqlite: empty database path");
   if (options.create) {
@@ -68,16 +87,18 @@ Result<Db> Db::open(const std::string& path, const OpenOptions& options) {
     return error(Errc::not_found, "sqlite: database '" + path + "' does not exist");
   }
   Db db;
-  db.path_ = path;
-  int rc = sqlite3_open_v2(path.c_str(), &db.db_,
+  db.conn_ = std::make_shared<Conn>();
+  db.conn_->path = path;
+  int rc = sqlite3_open_v2(path.c_str(), &db.conn_->db,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
-    Status s = db.db_ ? db.error_of(rc, "open", "")
-                      : error(Errc::internal, "sqlite: open '" + path + "': out of memory");
+    Status s = db.conn_->db ? db.error_of(rc, "open", "")
+                            : error(Errc::internal, "sqlite: open '" + path + "': out of memory");
     return s;
   }
-  sqlite3_extended_result_codes(db.db_, 1);
-  rc = sqlite3_busy_timeout(db.db_, options.busy_timeout_ms);
+  sqlite3* h = db.conn_->db;
+  sqlite3_extended_result_codes(h, 1);
+  rc = sqlite3_busy_timeout(h, options.busy_timeout_ms);
   if (rc != SQLITE_OK) return db.error_of(rc, "busy_timeout", "");
 
   // journal_mode answers with the mode in force: anything but "wal" means the
@@ -96,45 +117,65 @@ Result<Db> Db::open(const std::string& path, const OpenOptions& options) {
   return db;
 }
 
-Db::~Db() {
-  if (db_) sqlite3_close_v2(db_);
+Db::~Db() = default;
+Db::Db(Db&& other) noexcept = default;
+Db& Db::operator=(Db&& other) noexcept = default;
+
+const std::string& Db::path() const noexcept {
+  static const std::string none;
+  return conn_ ? conn_->path : none;
 }
 
-Db::Db(Db&& other) noexcept
-    : db_(std::exchange(other.db_, nullptr)), path_(std::move(other.path_)) {}
+sqlite3* Db::handle() const noexcept { return conn_ ? conn_->db : nullptr; }
 
-Db& Db::operator=(Db&& other) noexcept {
-  if (this != &other) {
-    if (db_) sqlite3_close_v2(db_);
-    db_ = std::exchange(other.db_, nullptr);
-    path_ = std::move(other.path_);
-  }
-  return *this;
+Db Db::share() const noexcept {
+  Db other;
+  other.conn_ = conn_;
+  return other;
 }
 
 Status Db::error_of(int rc, const char* op, std::string_view sql) const {
   std::string msg = std::string("sqlite: ") + op;
   if (!sql.empty()) msg += " '" + echo(sql) + "'";
-  msg += " on '" + path_ + "': ";
-  msg += db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+  msg += " on '" + path() + "': ";
+  msg += handle() ? sqlite3_errmsg(handle()) : sqlite3_errstr(rc);
   return error(errc_of(rc), std::move(msg));
 }
 
 Status Db::exec(std::string_view sql) {
-  if (!db_) return error(Errc::invalid_argument, "sqlite: exec on a closed database");
+  if (!handle()) return error(Errc::invalid_argument, "sqlite: exec on a closed database");
   if (sql.size() > kMaxSqlBytes) return error(Errc::limit, "sqlite: exec: SQL text too long");
   std::string text(sql);  // sqlite3_exec needs a terminated string
-  int rc = sqlite3_exec(db_, text.c_str(), nullptr, nullptr, nullptr);
+  int rc = sqlite3_exec(handle(), text.c_str(), nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) return error_of(rc, "exec", sql);
   return Status::success();
 }
 
+Result<Stmt> Db::prepare_cached(std::string_view sql) {
+  if (!handle()) return error(Errc::invalid_argument, "sqlite: prepare on a closed database");
+  auto& cache = conn_->cache;
+  auto it = cache.find(std::string(sql));
+  if (it != cache.end()) {
+    if (it->second->borrowed) return prepare(sql);  // nested use: a private copy
+    it->second->borrowed = true;
+    return Stmt(it->second->stmt, &it->second->borrowed);
+  }
+  auto fresh = prepare(sql);
+  if (!fresh.ok() || cache.size() >= kMaxCachedStatements) return fresh;
+  auto entry = std::make_unique<Conn::Cached>();
+  entry->stmt = std::exchange(fresh->stmt_, nullptr);
+  entry->borrowed = true;
+  Stmt out(entry->stmt, &entry->borrowed);
+  cache.emplace(std::string(sql), std::move(entry));
+  return out;
+}
+
 Result<Stmt> Db::prepare(std::string_view sql) {
-  if (!db_) return error(Errc::invalid_argument, "sqlite: prepare on a closed database");
+  if (!handle()) return error(Errc::invalid_argument, "sqlite: prepare on a closed database");
   if (sql.size() > kMaxSqlBytes) return error(Errc::limit, "sqlite: prepare: SQL text too long");
   sqlite3_stmt* raw = nullptr;
   const char* tail = nullptr;
-  int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &raw, &tail);
+  int rc = sqlite3_prepare_v2(handle(), sql.data(), static_cast<int>(sql.size()), &raw, &tail);
   if (rc != SQLITE_OK) {
     sqlite3_finalize(raw);
     return error_of(rc, "prepare", sql);
@@ -150,10 +191,10 @@ Result<Stmt> Db::prepare(std::string_view sql) {
   return stmt;
 }
 
-int64_t Db::changes() const noexcept { return db_ ? sqlite3_changes(db_) : 0; }
+int64_t Db::changes() const noexcept { return handle() ? sqlite3_changes(handle()) : 0; }
 
 int64_t Db::last_insert_rowid() const noexcept {
-  return db_ ? sqlite3_last_insert_rowid(db_) : 0;
+  return handle() ? sqlite3_last_insert_rowid(handle()) : 0;
 }
 
 Result<int64_t> Db::user_version() {
@@ -167,14 +208,29 @@ Result<int64_t> Db::user_version() {
 
 // ---- Stmt ----
 
-Stmt::~Stmt() { sqlite3_finalize(stmt_); }
+Stmt::~Stmt() { release(); }
 
-Stmt::Stmt(Stmt&& other) noexcept : stmt_(std::exchange(other.stmt_, nullptr)) {}
+void Stmt::release() noexcept {
+  if (!stmt_) return;
+  if (borrowed_) {  // a cached statement: ready for its next borrower
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    *borrowed_ = false;
+  } else {
+    sqlite3_finalize(stmt_);
+  }
+  stmt_ = nullptr;
+  borrowed_ = nullptr;
+}
+
+Stmt::Stmt(Stmt&& other) noexcept
+    : stmt_(std::exchange(other.stmt_, nullptr)), borrowed_(std::exchange(other.borrowed_, nullptr)) {}
 
 Stmt& Stmt::operator=(Stmt&& other) noexcept {
   if (this != &other) {
-    sqlite3_finalize(stmt_);
+    release();
     stmt_ = std::exchange(other.stmt_, nullptr);
+    borrowed_ = std::exchange(other.borrowed_, nullptr);
   }
   return *this;
 }
@@ -272,17 +328,22 @@ Status Stmt::reset() {
 // ---- Tx ----
 
 Result<Tx> Tx::begin(Db& db) {
+  if (db.handle() && sqlite3_get_autocommit(db.handle()) == 0) {
+    TG_TRY(db.exec("SAVEPOINT tg_nested"));
+    return Tx(&db, true);
+  }
   TG_TRY(db.exec("BEGIN IMMEDIATE"));
-  return Tx(&db);
+  return Tx(&db, false);
 }
 
 Tx::~Tx() { rollback(); }
 
-Tx::Tx(Tx&& other) noexcept : db_(std::exchange(other.db_, nullptr)) {}
+Tx::Tx(Tx&& other) noexcept
+    : db_(std::exchange(other.db_, nullptr)), nested_(other.nested_) {}
 
 Status Tx::commit() {
   if (!db_) return error(Errc::invalid_argument, "sqlite: commit of a finished transaction");
-  Status s = db_->exec("COMMIT");
+  Status s = db_->exec(nested_ ? "RELEASE tg_nested" : "COMMIT");
   if (!s.ok()) {
     rollback();
     return s;
@@ -296,7 +357,8 @@ void Tx::rollback() noexcept {
   Db* db = std::exchange(db_, nullptr);
   // Fails only if SQLite already rolled back on its own (e.g. after SQLITE_FULL).
   if (sqlite3_get_autocommit(db->handle()) == 0) {
-    sqlite3_exec(db->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_exec(db->handle(), nested_ ? "ROLLBACK TO tg_nested; RELEASE tg_nested" : "ROLLBACK",
+                 nullptr, nullptr, nullptr);
   }
 }
 

@@ -2,10 +2,13 @@
 // timeout so several processes can share one file, prepared statements (Stmt),
 // IMMEDIATE transactions that roll back unless committed (Tx), and schema
 // migrations keyed on PRAGMA user_version. Errors are Status values naming the
-// operation, the SQL and SQLite's message. No threads, no caching, no exceptions.
+// operation, the SQL and SQLite's message. A connection can be shared by the
+// stores of one process (Db::share) and keeps the statements of its hot paths
+// compiled (Db::prepare_cached). No threads, no exceptions.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +22,7 @@ namespace tg::sqlite {
 
 inline constexpr int kDefaultBusyTimeoutMs = 5000;
 inline constexpr size_t kMaxSqlBytes = 64 * 1024;  // one statement or script
+inline constexpr size_t kMaxCachedStatements = 64;  // per connection; more are prepared each time
 
 struct OpenOptions {
   bool create = true;      // create a missing file (mode 0600); false: missing is not_found
@@ -27,8 +31,9 @@ struct OpenOptions {
 
 class Stmt;
 
-// One connection. Move-only; every Stmt prepared on it must be destroyed
-// before it. Use from one thread at a time.
+// One connection. Move-only; share() hands out more owners of the same
+// connection (it closes with the last one). Every Stmt prepared on it must be
+// destroyed before its last owner. Use from one thread at a time.
 class Db {
  public:
   // Opens (or creates, with mode 0600) the database file `path` and sets
@@ -43,14 +48,25 @@ class Db {
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
 
-  bool is_open() const noexcept { return db_ != nullptr; }
-  const std::string& path() const noexcept { return path_; }
+  bool is_open() const noexcept { return conn_ != nullptr; }
+  const std::string& path() const noexcept;
+
+  // Another owner of this connection, for a second store of the same
+  // process: one connection means one page cache, and the stores' own writes
+  // do not count as another connection's (PRAGMA data_version stays put).
+  Db share() const noexcept;
 
   // Runs one or more statements that return no rows we need (DDL, PRAGMA).
   Status exec(std::string_view sql);
   // Compiles exactly one statement; trailing text other than whitespace or
   // a ';' is an error (no silently ignored second statement).
   Result<Stmt> prepare(std::string_view sql);
+  // The same, for a statement run again and again: compiled once per
+  // connection and kept (up to kMaxCachedStatements). The Stmt returned
+  // borrows it: its destructor resets it and clears its bindings instead of
+  // finalizing it. While one borrower holds it, the same SQL is compiled
+  // afresh for another (nested use is safe).
+  Result<Stmt> prepare_cached(std::string_view sql);
 
   // Rows changed by the last INSERT/UPDATE/DELETE on this connection.
   int64_t changes() const noexcept;
@@ -58,12 +74,12 @@ class Db {
   // PRAGMA user_version.
   Result<int64_t> user_version();
 
-  sqlite3* handle() const noexcept { return db_; }
+  sqlite3* handle() const noexcept;
 
  private:
+  struct Conn;
   Status error_of(int rc, const char* op, std::string_view sql) const;
-  sqlite3* db_ = nullptr;
-  std::string path_;
+  std::shared_ptr<Conn> conn_;
 };
 
 enum class Step { row, done };
@@ -104,15 +120,22 @@ class Stmt {
 
  private:
   friend class Db;
-  explicit Stmt(sqlite3_stmt* stmt) noexcept : stmt_(stmt) {}
+  explicit Stmt(sqlite3_stmt* stmt, bool* borrowed = nullptr) noexcept
+      : stmt_(stmt), borrowed_(borrowed) {}
   Status error_of(int rc, const char* op) const;
+  void release() noexcept;
   sqlite3_stmt* stmt_ = nullptr;
+  bool* borrowed_ = nullptr;  // set: a cached statement, given back on release
 };
 
 // BEGIN IMMEDIATE ... COMMIT. Takes the write lock at begin (waiting up to the
 // busy timeout), so a read-then-write inside it never fails with a stale
-// snapshot. Rolls back in the destructor unless commit() succeeded. The Db
-// must outlive the Tx.
+// snapshot. Rolls back in the destructor unless commit() succeeded. Begun
+// while the connection is already inside a transaction, it is a SAVEPOINT
+// of that one: its commit keeps its changes for the outer transaction to
+// commit, its rollback undoes only its own (so one failed step of a batch
+// does not discard the batch). The Db must outlive the Tx; nested ones end
+// before their outer one.
 class Tx {
  public:
   static Result<Tx> begin(Db& db);
@@ -127,8 +150,9 @@ class Tx {
   void rollback() noexcept;
 
  private:
-  explicit Tx(Db* db) noexcept : db_(db) {}
+  Tx(Db* db, bool nested) noexcept : db_(db), nested_(nested) {}
   Db* db_ = nullptr;  // null once committed or rolled back
+  bool nested_ = false;
 };
 
 // Brings the schema up to date: migrations[i] takes user_version i to i + 1.

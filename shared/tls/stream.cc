@@ -435,8 +435,9 @@ Status TlsStream::flush_pending() {
   batch_ = nullptr;
   if (st.ok() && !cipher.empty()) st = inner_->write(cipher);
   // The plaintext may hold credentials (a vendor request head with its key,
-  // a user's token): wipe it whether the buffer is kept or freed.
-  sodium_memzero(data.data(), data.capacity());
+  // a user's token): wipe it whether the buffer is kept or freed. What lies
+  // past size() was wiped by the flush that last used those bytes.
+  sodium_memzero(data.data(), data.size());
   if (data.capacity() <= kKeptPlaintextBuffer) {
     data.clear();
     pending_plain_.swap(data);  // a small buffer is reused next turn

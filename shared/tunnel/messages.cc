@@ -313,14 +313,20 @@ class Reader {
   Reader(const cJSON* obj, const char* type) : obj_(obj), type_(type) {}
 
   // Rejects fields not in `allowed` and duplicate fields. "type" is implicit.
+  // Every member is "type" or one of `allowed`, and none repeats. Messages
+  // have a few dozen members at most (the decoder's limits), so the pairwise
+  // duplicate check costs less than building a set.
   Status check_fields(std::initializer_list<const char*> allowed) const {
-    std::set<std::string> seen;
     for (const cJSON* c = obj_->child; c != nullptr; c = c->next) {
-      const std::string name = c->string != nullptr ? c->string : "";
-      bool known = name == "type";
-      for (const char* a : allowed) known = known || name == a;
-      if (!known) return bad(type_, "unknown field \"" + name.substr(0, 64) + "\"");
-      if (!seen.insert(name).second) return bad(type_, "duplicate field \"" + name + "\"");
+      const char* name = c->string != nullptr ? c->string : "";
+      bool known = std::strcmp(name, "type") == 0;
+      for (const char* a : allowed) known = known || std::strcmp(name, a) == 0;
+      if (!known) return bad(type_, "unknown field \"" + std::string(name).substr(0, 64) + "\"");
+      for (const cJSON* d = obj_->child; d != c; d = d->next) {
+        if (d->string != nullptr && std::strcmp(d->string, name) == 0) {
+          return bad(type_, "duplicate field \"" + std::string(name).substr(0, 64) + "\"");
+        }
+      }
     }
     return Status();
   }

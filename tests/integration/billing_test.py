@@ -119,7 +119,9 @@ def case_every_api_settles_once_with_exact_costs(w):
     assert u["balance_micros"] == 1000 * 10**6 - sum(expected), u
     assert a["ok"] and a["agreed"] == len(expected) and a["disputed"] == 0, a
     assert a["total_cost"] == sum(expected) and a["total_credit"] == sum(credits), a
-    assert a["checkpoints"] >= 3, a
+    # checkpoint_every = 2: a checkpoint after every settled batch that
+    # brought the chain 2 or more entries further (batches may hold several).
+    assert a["checkpoints"] >= 1, a
     h = hub_json(w, "ledger", "verify")
     assert h["ok"], h
     [chain] = [c for c in h["chains"] if c["agent"] == env["pubkey"]]

@@ -148,7 +148,9 @@ def case_kill9_hub_agent_or_both_settles_exactly_once(w):
     print("    load: %d answers complete, %d failed or cut; kills: %s" %
           (load.ok, load.failed, ", ".join("%s@%.1fs" % (k, t - kills[0][1] + 0) for k, t in kills)))
 
-    # Quiet: the outbox drained, the hub's own readings settled.
+    # Quiet: the outbox drained, the hub's own readings settled, and the
+    # agent's mirror caught up with the hub's chain (settles are committed in
+    # groups on both sides, so the last ones may still be on their way).
     db_path = w.path("tokengo-hub.db")
     deadline = time.monotonic() + 40
     while True:
@@ -157,11 +159,14 @@ def case_kill9_hub_agent_or_both_settles_exactly_once(w):
         observed, unobserved = db.execute(
             "SELECT COUNT(*) FILTER (WHERE observed_at IS NOT NULL), "
             "COUNT(*) FILTER (WHERE observed_at IS NULL) FROM pending_requests").fetchone()
+        row = db.execute("SELECT seq FROM chains WHERE agent = ?", (env["pubkey"],)).fetchone()
         db.close()
-        if a["outbox"] == 0 and observed == 0:
+        hub_seq = row[0] if row else 0
+        if a["outbox"] == 0 and observed == 0 and a["head_seq"] == hub_seq:
             break
         if time.monotonic() > deadline:
-            raise AssertionError("never quiet: agent %r, pending observed %d" % (a, observed))
+            raise AssertionError("never quiet: agent %r, pending observed %d, hub head %d" %
+                                 (a, observed, hub_seq))
         time.sleep(0.2)
 
     h = hub_json(w, "ledger", "verify")

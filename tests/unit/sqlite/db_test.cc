@@ -10,6 +10,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 namespace tg::sqlite {
 namespace {
@@ -45,6 +46,21 @@ class SqliteTest : public ::testing::Test {
   std::string dir_;
   std::string path_;
 };
+
+// Statements currently prepared on the connection (cached ones included).
+int live_statements(const Db& db) {
+  int n = 0;
+  for (sqlite3_stmt* s = sqlite3_next_stmt(db.handle(), nullptr); s; s = sqlite3_next_stmt(db.handle(), s)) ++n;
+  return n;
+}
+
+int64_t data_version(Db& db) {
+  auto st = db.prepare("PRAGMA data_version");
+  EXPECT_TRUE(st.ok());
+  auto r = st->step();
+  EXPECT_TRUE(r.ok() && *r == Step::row);
+  return st->column_int64(0);
+}
 
 unsigned mode_of(const std::string& path) {
   struct stat st {};
@@ -293,6 +309,166 @@ TEST_F(SqliteTest, SecondWriterWaitsForTheFirstWithinTheBusyTimeout) {
   writer.join();
   EXPECT_TRUE(got.ok()) << got.to_string();
   EXPECT_EQ(count(a, "t"), 2);
+}
+
+}  // namespace
+}  // namespace tg::sqlite
+
+namespace tg::sqlite {
+namespace {
+
+TEST_F(SqliteTest, CachedStatementIsCompiledOnceAndComesBackClean) {
+  Db db = open_db();
+  ASSERT_TRUE(db.exec("CREATE TABLE t (a INTEGER)").ok());
+  const char* sql = "INSERT INTO t (a) VALUES (?)";
+  for (int i = 1; i <= 3; ++i) {
+    auto st = db.prepare_cached(sql);
+    ASSERT_TRUE(st.ok()) << st.status().to_string();
+    ASSERT_TRUE(st->bind_int64(1, i).ok());
+    ASSERT_TRUE(st->run().ok());
+    EXPECT_EQ(live_statements(db), 1);
+  }
+  EXPECT_EQ(live_statements(db), 1);  // kept after the last borrower
+  {
+    // Bindings were cleared when the last borrower gave it back: NULL goes in.
+    auto st = db.prepare_cached(sql);
+    ASSERT_TRUE(st.ok());
+    ASSERT_TRUE(st->run().ok());
+  }
+  auto sum = db.prepare("SELECT count(*), sum(a), count(a) FROM t");
+  ASSERT_TRUE(sum.ok());
+  ASSERT_TRUE(sum->step().ok());
+  EXPECT_EQ(sum->column_int64(0), 4);
+  EXPECT_EQ(sum->column_int64(1), 6);
+  EXPECT_EQ(sum->column_int64(2), 3);
+}
+
+TEST_F(SqliteTest, CachedStatementLeftMidRowsIsResetForTheNextBorrower) {
+  Db db = open_db();
+  ASSERT_TRUE(db.exec("CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1), (2), (3)").ok());
+  const char* sql = "SELECT a FROM t ORDER BY a";
+  {
+    auto st = db.prepare_cached(sql);
+    ASSERT_TRUE(st.ok());
+    ASSERT_TRUE(st->step().ok());
+    EXPECT_EQ(st->column_int64(0), 1);
+  }  // dropped after one row
+  auto st = db.prepare_cached(sql);
+  ASSERT_TRUE(st.ok());
+  auto r = st->step();
+  ASSERT_TRUE(r.ok() && *r == Step::row);
+  EXPECT_EQ(st->column_int64(0), 1);  // from the start, not row 2
+}
+
+TEST_F(SqliteTest, NestedBorrowOfTheSameSqlGetsItsOwnStatement) {
+  Db db = open_db();
+  ASSERT_TRUE(db.exec("CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1), (2)").ok());
+  const char* sql = "SELECT a FROM t WHERE a >= ? ORDER BY a";
+  auto outer = db.prepare_cached(sql);
+  ASSERT_TRUE(outer.ok());
+  ASSERT_TRUE(outer->bind_int64(1, 2).ok());
+  {
+    auto inner = db.prepare_cached(sql);
+    ASSERT_TRUE(inner.ok());
+    EXPECT_EQ(live_statements(db), 2);
+    ASSERT_TRUE(inner->bind_int64(1, 1).ok());
+    auto r = inner->step();
+    ASSERT_TRUE(r.ok() && *r == Step::row);
+    EXPECT_EQ(inner->column_int64(0), 1);
+  }
+  EXPECT_EQ(live_statements(db), 1);  // the private copy was finalized
+  auto r = outer->step();
+  ASSERT_TRUE(r.ok() && *r == Step::row);
+  EXPECT_EQ(outer->column_int64(0), 2);  // its binding untouched by the inner use
+}
+
+TEST_F(SqliteTest, StatementCacheIsBounded) {
+  Db db = open_db();
+  for (size_t i = 0; i < kMaxCachedStatements + 10; ++i) {
+    auto st = db.prepare_cached("SELECT " + std::to_string(i));
+    ASSERT_TRUE(st.ok());
+    auto r = st->step();
+    ASSERT_TRUE(r.ok() && *r == Step::row);
+    EXPECT_EQ(st->column_int64(0), static_cast<int64_t>(i));
+  }
+  EXPECT_EQ(live_statements(db), static_cast<int>(kMaxCachedStatements));
+}
+
+TEST_F(SqliteTest, CachedPrepareReportsErrorsLikePrepare) {
+  Db db = open_db();
+  auto st = db.prepare_cached("SELECT nope FROM missing");
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.status().message().find("missing"), std::string::npos) << st.status().to_string();
+  EXPECT_EQ(live_statements(db), 0);
+}
+
+TEST_F(SqliteTest, SharedConnectionOutlivesItsFirstOwner) {
+  Db second;
+  {
+    Db first = open_db();
+    ASSERT_TRUE(first.exec("CREATE TABLE t (a INTEGER)").ok());
+    second = first.share();
+    EXPECT_EQ(second.handle(), first.handle());
+    EXPECT_EQ(second.path(), path_);
+  }
+  ASSERT_TRUE(second.is_open());
+  ASSERT_TRUE(second.exec("INSERT INTO t VALUES (7)").ok());
+  EXPECT_EQ(count(second, "t"), 1);
+}
+
+TEST_F(SqliteTest, WritesThroughASharedConnectionAreNotAnotherConnections) {
+  Db a = open_db();
+  Db b = a.share();
+  Db other = open_db();  // a separate connection, like a CLI command
+  ASSERT_TRUE(a.exec("CREATE TABLE t (a INTEGER)").ok());
+  const int64_t before = data_version(b);
+  ASSERT_TRUE(a.exec("INSERT INTO t VALUES (1)").ok());
+  EXPECT_EQ(data_version(b), before);  // the same connection wrote
+  ASSERT_TRUE(other.exec("INSERT INTO t VALUES (2)").ok());
+  EXPECT_NE(data_version(b), before);  // another one did
+}
+
+TEST_F(SqliteTest, NestedTxIsASavepointOfTheOuterOne) {
+  Db db = open_db();
+  ASSERT_TRUE(db.exec("CREATE TABLE t (a INTEGER UNIQUE)").ok());
+  {
+    auto outer = Tx::begin(db);
+    ASSERT_TRUE(outer.ok());
+    {
+      auto kept = Tx::begin(db);
+      ASSERT_TRUE(kept.ok()) << kept.status().to_string();
+      ASSERT_TRUE(db.exec("INSERT INTO t VALUES (1)").ok());
+      ASSERT_TRUE(kept->commit().ok());
+    }
+    {
+      auto undone = Tx::begin(db);
+      ASSERT_TRUE(undone.ok());
+      ASSERT_TRUE(db.exec("INSERT INTO t VALUES (2)").ok());
+      EXPECT_FALSE(db.exec("INSERT INTO t VALUES (1)").ok());  // a failed step of the batch
+    }  // rolled back: only its own row goes
+    EXPECT_EQ(count(db, "t"), 1);
+    ASSERT_TRUE(outer->commit().ok());
+  }
+  EXPECT_EQ(count(db, "t"), 1);
+  Db other = open_db();
+  EXPECT_EQ(count(other, "t"), 1);  // committed for everyone
+}
+
+TEST_F(SqliteTest, NestedCommitIsUndoneWithItsOuterTx) {
+  Db db = open_db();
+  ASSERT_TRUE(db.exec("CREATE TABLE t (a INTEGER)").ok());
+  {
+    auto outer = Tx::begin(db);
+    ASSERT_TRUE(outer.ok());
+    auto inner = Tx::begin(db);
+    ASSERT_TRUE(inner.ok());
+    ASSERT_TRUE(db.exec("INSERT INTO t VALUES (1)").ok());
+    ASSERT_TRUE(inner->commit().ok());
+  }  // the outer one was never committed
+  EXPECT_EQ(count(db, "t"), 0);
+  auto again = Tx::begin(db);  // the connection is out of any transaction
+  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE(again->commit().ok());
 }
 
 }  // namespace
