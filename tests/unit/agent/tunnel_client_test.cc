@@ -508,7 +508,10 @@ TEST_F(TunnelClientTest, SilentHubIsDetectedByHeartbeatAndReconnected) {
 TEST_F(TunnelClientTest, MissingChallengeTimesOutAndRetries) {
   hub->send_challenge = false;
   Tunables t;
-  t.connect_timeout = "300ms";
+  // Long enough for the TLS handshake under qemu-user on a loaded machine
+  // (the timeout must fire waiting for the challenge, not in the handshake);
+  // two attempts still fit kWaitMs.
+  t.connect_timeout = "2s";
   start(t);
   ASSERT_TRUE(wait([&] { return hub->conns.size() >= 2; })) << logs.all();
   EXPECT_EQ(client->stats().last_close_code, tn::close_code::auth_timeout);
