@@ -4,6 +4,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sodium.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -418,7 +421,12 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
     auto done = [this](Result<net::StreamPtr> r) { on_connected(std::move(r)); };
     Status s;
     if (req_.tls) {
-      tls_ = std::make_unique<tls::Connector>(owner_.loop_, owner_.tls_);
+      auto ctx = owner_.vendor_tls();
+      if (!ctx.ok()) {  // the bundle parsed at start-up: changed or gone since
+        fail(tunnel::stream_error::upstream_unreachable, ctx.status().message());
+        return;
+      }
+      tls_ = std::make_unique<tls::Connector>(owner_.loop_, std::move(ctx.value()));
       s = tls_->connect(host, port, timeout, done, req_.server_name);
     } else {
       tcp_ = std::make_unique<net::TcpConnector>(owner_.loop_);
@@ -663,25 +671,55 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
   uint64_t body_bytes_ = 0;
 };
 
+namespace {
+
+// The vendor TLS context: the CA bundle config.ca_file, full chain and host
+// name verification, HTTP/1.1 by ALPN.
+Result<std::shared_ptr<tls::ClientContext>> load_vendor_tls(const AgentConfig& config) {
+  tls::ClientConfig cc;
+  cc.ca_file = config.ca_file;
+  cc.alpn = {"http/1.1"};
+  auto made = tls::ClientContext::create(cc);
+  if (!made.ok()) {
+    return Status(made.status().code(), "vendor CA bundle " + config.ca_file + ": " +
+                                            made.status().message());
+  }
+  return made;
+}
+
+// Gives the heap freed with the CA bundle back to the system: glibc keeps
+// freed memory in its heap otherwise, and the bundle's blocks usually sit
+// below later allocations, so the heap's top does not shrink. malloc_trim
+// returns the whole free pages inside the heap too; the few blocks glibc
+// keeps in its per-thread cache stay. musl has no malloc_trim.
+void return_freed_heap() noexcept {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Passthrough>> Passthrough::create(uv_loop_t* loop, const AgentConfig& config,
                                                          PassthroughOptions options) {
   bool need_tls = false;
   for (const auto& p : config.providers) {
     if (p.type != "local" || (p.url && p.url->tls())) need_tls = true;
   }
-  std::shared_ptr<tls::ClientContext> ctx;
   if (need_tls) {
-    tls::ClientConfig cc;
-    cc.ca_file = config.ca_file;
-    cc.alpn = {"http/1.1"};
-    auto made = tls::ClientContext::create(cc);
-    if (!made.ok()) {
-      return Status(made.status().code(), "vendor CA bundle " + config.ca_file + ": " +
-                                              made.status().message());
-    }
-    ctx = std::move(made.value());
+    // A bad ca_file is reported now, not at the first call; the parsed
+    // bundle is not kept (vendor_tls() parses it again when needed).
+    const uint64_t t0 = uv_hrtime();
+    auto checked = load_vendor_tls(config);
+    if (!checked.ok()) return checked.status();
+    const size_t count = (*checked)->ca_count();
+    checked.value().reset();
+    return_freed_heap();
+    TG_INFO(kLog, "vendor CA bundle %s: %zu certificates, parsed and freed in %llu us (checked; "
+            "parsed again for the first vendor TLS connection)", config.ca_file.c_str(), count,
+            static_cast<unsigned long long>((uv_hrtime() - t0) / 1000));
   }
-  return std::unique_ptr<Passthrough>(new Passthrough(loop, config, options, std::move(ctx)));
+  return std::unique_ptr<Passthrough>(new Passthrough(loop, config, options));
 }
 
 namespace {
@@ -694,12 +732,11 @@ std::vector<ProviderLimits> limits_of(const AgentConfig& config) {
 
 }  // namespace
 
-Passthrough::Passthrough(uv_loop_t* loop, const AgentConfig& config, PassthroughOptions options,
-                         std::shared_ptr<tls::ClientContext> tls)
+Passthrough::Passthrough(uv_loop_t* loop, const AgentConfig& config, PassthroughOptions options)
     : loop_(loop),
       config_(config),
       options_(options),
-      tls_(std::move(tls)),
+      ca_timer_(loop),
       busy_(config.providers.size(), 0),
       idle_(config.providers.size()),
       reaper_(loop),
@@ -707,6 +744,7 @@ Passthrough::Passthrough(uv_loop_t* loop, const AgentConfig& config, Passthrough
       limiter_(limits_of(config)),
       capacity_timer_(loop) {
   capacity_timer_.unref();  // a pending "available again" report must not delay an exit
+  ca_timer_.unref();
 }
 
 Passthrough::~Passthrough() = default;
@@ -742,6 +780,42 @@ void Passthrough::give_back(size_t provider, std::unique_ptr<http::ClientConnect
   }
 }
 
+Result<std::shared_ptr<tls::ClientContext>> Passthrough::vendor_tls() {
+  if (tls_) return tls_;
+  const uint64_t t0 = uv_hrtime();
+  auto made = load_vendor_tls(config_);
+  if (!made.ok()) {
+    TG_ERROR(kLog, "%s", made.status().message().c_str());
+    return made.status();
+  }
+  tls_ = std::move(made.value());
+  ++stats_.ca_loads;
+  stats_.ca_certificates = tls_->ca_count();
+  TG_DEBUG(kLog, "vendor CA bundle %s: %zu certificates, parsed in %llu us", config_.ca_file.c_str(),
+           stats_.ca_certificates, static_cast<unsigned long long>((uv_hrtime() - t0) / 1000));
+  linger_vendor_tls();  // in case the connection never gets far enough to report its end
+  return tls_;
+}
+
+void Passthrough::linger_vendor_tls() {
+  if (tls_) ca_timer_.start(options_.ca_linger_ms, 0, [this] { on_ca_linger(); });
+}
+
+void Passthrough::on_ca_linger() {
+  // Every vendor TLS connection (a call's connector or connection, a kept-
+  // alive one, a retired call not yet destroyed) holds a reference; until
+  // they are all gone, look again one linger later.
+  if (tls_.use_count() > 1) {
+    linger_vendor_tls();
+    return;
+  }
+  tls_.reset();  // the only reference
+  return_freed_heap();
+  ++stats_.ca_releases;
+  TG_DEBUG(kLog, "vendor CA bundle freed: no vendor TLS connection for %llu ms",
+           static_cast<unsigned long long>(options_.ca_linger_ms));
+}
+
 void Passthrough::sweep_idle() {
   const uint64_t now = uv_now(loop_);
   bool any = false;
@@ -752,7 +826,10 @@ void Passthrough::sweep_idle() {
                list.end());
     any = any || !list.empty();
   }
-  if (!any) sweeper_.stop();
+  if (!any) {
+    sweeper_.stop();
+    linger_vendor_tls();
+  }
 }
 
 void Passthrough::on_call(tunnel::Channel& ch, const tunnel::Call& call) noexcept {
@@ -863,6 +940,7 @@ void Passthrough::retire(Call* c) {
   graveyard_.push_back(std::move(*it));
   calls_.erase(it);
   reaper_.start(0, 0, [this] { graveyard_.clear(); });
+  linger_vendor_tls();
 }
 
 }  // namespace tg::agent

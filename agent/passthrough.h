@@ -6,8 +6,9 @@
 // provider's rate limits (limiter.h) are checked before its vendor is
 // called; a vendor 429 is never forwarded, and a 5xx or a failed connection
 // before any response byte is retried. Owns the vendor connections (one per
-// call), the TLS context for vendors and the limiter. Never logs or sends
-// into the tunnel a vendor key, a header value or a body byte.
+// call), the TLS context for vendors and the limiter. The vendor CA bundle
+// is held only while vendor TLS connections exist (kVendorCaLingerMs). Never
+// logs or sends into the tunnel a vendor key, a header value or a body byte.
 #pragma once
 
 #include <uv.h>
@@ -51,6 +52,15 @@ class CallReporter {
   virtual ~CallReporter() = default;
 };
 
+// The parsed vendor CA bundle (ca_file) is the largest part of an idle
+// agent's heap: about 600 KiB for the 144 roots of Debian's bundle. It is
+// checked once at start-up and freed; the first vendor TLS connection parses
+// it again (a few ms: docs/BENCH.md, "Agent footprint"), and it stays while
+// any vendor connection (in a call or kept alive) holds it and for
+// ca_linger_ms after the last one closed, then it is freed again and the
+// freed heap returned to the system. Same file, same verification each time.
+constexpr uint64_t kVendorCaLingerMs = 60000;
+
 struct PassthroughOptions {
   uint64_t connect_timeout_ms = 10000;    // resolve + TCP + TLS, capped by the call's deadline
   uint64_t response_timeout_ms = 300000;  // request sent -> response head (upstream_timeout)
@@ -63,6 +73,9 @@ struct PassthroughOptions {
   // well below vendors' own idle timeouts, so a reused connection is rarely
   // closed under us.
   uint64_t idle_ms = 2000;
+  // The vendor CA bundle is freed this long after the last vendor TLS
+  // connection closed (kVendorCaLingerMs).
+  uint64_t ca_linger_ms = kVendorCaLingerMs;
 };
 
 // Request body bytes a call keeps until the vendor's answer is accepted, so
@@ -96,6 +109,9 @@ struct PassthroughStats {
   uint64_t vendor_retries = 0; // requests sent again after a 5xx or a failed connection
   uint64_t vendor_429 = 0;     // vendor 429s answered error{rate_limited}
   uint64_t capacity_reports = 0;  // `capacity` messages sent
+  uint64_t ca_loads = 0;       // vendor CA bundle parsed for a connection (not the start-up check)
+  uint64_t ca_releases = 0;    // vendor CA bundle freed after ca_linger_ms without a connection
+  size_t ca_certificates = 0;  // certificates in the bundle, as last parsed
   size_t max_held_bytes = 0;   // most body bytes one call ever held (either direction)
 };
 
@@ -104,9 +120,10 @@ class Passthrough final : public CallHandler {
   // Sends a control message on the live tunnel (Errc::closed when there is none).
   using SendFn = std::function<Status(const tunnel::Message& m)>;
 
-  // Builds the vendor TLS context (CA bundle config.ca_file, full chain and
-  // host name verification) when a provider needs TLS. `config` must
-  // outlive the Passthrough.
+  // Checks that the vendor CA bundle (config.ca_file) parses when a provider
+  // needs TLS, then frees it: the vendor TLS context (that bundle, full
+  // chain and host name verification) is built again for the first vendor
+  // TLS connection. `config` must outlive the Passthrough.
   static Result<std::unique_ptr<Passthrough>> create(uv_loop_t* loop, const AgentConfig& config,
                                                      PassthroughOptions options = {});
   // Closes every vendor connection (busy or idle) at once; no callback fires and no channel
@@ -138,13 +155,20 @@ class Passthrough final : public CallHandler {
   // providers unavailable now are reported again at once.
   void on_tunnel_ready() noexcept;
   const Limiter& limiter() const noexcept { return limiter_; }
+  // Whether the parsed vendor CA bundle is held now.
+  bool vendor_ca_held() const noexcept { return tls_ != nullptr; }
 
  private:
   class Call;
   friend class Call;
 
-  Passthrough(uv_loop_t* loop, const AgentConfig& config, PassthroughOptions options,
-              std::shared_ptr<tls::ClientContext> tls);
+  Passthrough(uv_loop_t* loop, const AgentConfig& config, PassthroughOptions options);
+  // The vendor TLS context, parsing the CA bundle if it is not held.
+  Result<std::shared_ptr<tls::ClientContext>> vendor_tls();
+  // A vendor connection may have closed: the CA bundle is freed
+  // ca_linger_ms from now unless a connection holds it then.
+  void linger_vendor_tls();
+  void on_ca_linger();
   // A call ended: it leaves calls_ now and is destroyed from the loop.
   void retire(Call* c);
   // The provider's most recent idle connection that is still open, or null.
@@ -169,7 +193,8 @@ class Passthrough final : public CallHandler {
   uv_loop_t* loop_;
   const AgentConfig& config_;
   PassthroughOptions options_;
-  std::shared_ptr<tls::ClientContext> tls_;
+  std::shared_ptr<tls::ClientContext> tls_;   // null while no vendor connection needs it
+  Timer ca_timer_;                              // frees tls_ (unref'd)
   std::vector<int> busy_;                       // in-flight calls per provider
   std::vector<std::vector<Idle>> idle_;         // per provider, most recent last; <= max_parallel
   std::vector<std::unique_ptr<Call>> calls_;

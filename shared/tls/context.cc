@@ -109,6 +109,7 @@ Result<std::shared_ptr<ServerContext>> ServerContext::create(const ServerConfig&
 ClientContext::ClientContext(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ClientContext::~ClientContext() = default;
 const ClientConfig& ClientContext::config() const noexcept { return impl_->config; }
+size_t ClientContext::ca_count() const noexcept { return impl_->ca_count; }
 
 Result<std::shared_ptr<ClientContext>> ClientContext::create(const ClientConfig& config) {
   TG_TRY(detail::init_once());
@@ -141,6 +142,9 @@ Result<std::shared_ptr<ClientContext>> ClientContext::create(const ClientConfig&
     if (rc < 0 || impl->ca.version == 0) {
       return Status(Errc::parse, detail::mbedtls_error(rc < 0 ? rc : MBEDTLS_ERR_X509_INVALID_FORMAT,
                                                        (std::string("CA bundle ") + where).c_str()));
+    }
+    for (const mbedtls_x509_crt* c = &impl->ca; c != nullptr && c->version != 0; c = c->next) {
+      ++impl->ca_count;
     }
     mbedtls_ssl_conf_ca_chain(conf, &impl->ca, nullptr);
     mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_REQUIRED);

@@ -4,6 +4,7 @@
 // std::shared_ptr with the streams that use it. No mbedTLS types here.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
@@ -71,6 +72,8 @@ class ClientContext {
   ClientContext& operator=(const ClientContext&) = delete;
 
   const ClientConfig& config() const noexcept;
+  // CA certificates parsed from the bundle (0 when trusting by pins).
+  size_t ca_count() const noexcept;
 
   struct Impl;
   Impl& impl() noexcept { return *impl_; }

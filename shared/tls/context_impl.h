@@ -41,6 +41,7 @@ struct ClientContext::Impl {
   ClientConfig config;
   mbedtls_ssl_config conf;
   mbedtls_x509_crt ca;
+  size_t ca_count = 0;                 // certificates parsed into `ca`
   std::vector<const char*> alpn_list;  // NULL-terminated views of config.alpn
 
   Impl() {

@@ -1394,6 +1394,137 @@ TEST_F(PassthroughTest, UntrustedVendorCertificateIsUpstreamUnreachable) {
   EXPECT_EQ(passthrough_->stats().vendor_retries, 0u);  // a certificate refusal is final
 }
 
+// ---- the vendor CA bundle is held only while vendor connections need it ----
+
+TEST_F(PassthroughTest, VendorCaBundleIsFreedAfterTheLingerAndParsedAgain) {
+  NEEDS_SHIM();
+  start_fake(true);
+  options_.ca_linger_ms = 300;
+  options_.idle_ms = 1500;  // the kept-alive connection holds the bundle past one linger
+  start_agent(std::string("[provider o]\ntype = openai\napi_key = ") + kVendorKey + "\nmodels = gpt-4o-mini\n",
+              {}, dir_ + "/ca.pem");
+  // Checked at start-up, then freed.
+  EXPECT_FALSE(passthrough_->vendor_ca_held());
+  EXPECT_EQ(passthrough_->stats().ca_loads, 0u);
+
+  HubCall a;
+  open(a, "gpt-4o-mini", "/v1/chat/completions", chat_body("gpt-4o-mini", false));
+  ASSERT_TRUE(wait([&] { return a.done(); }));
+  ASSERT_TRUE(a.finish) << (a.error ? a.error->code + ": " + a.error->message : "closed");
+  EXPECT_EQ(passthrough_->stats().ca_loads, 1u);
+  EXPECT_EQ(passthrough_->stats().ca_certificates, 1u);
+  EXPECT_TRUE(passthrough_->vendor_ca_held());
+
+  // Two lingers later the kept-alive connection still holds it.
+  EXPECT_FALSE(wait([] { return false; }, 600));  // runs the loop for 600 ms
+  EXPECT_EQ(passthrough_->idle_connections(), 1u);
+  EXPECT_TRUE(passthrough_->vendor_ca_held());
+  EXPECT_EQ(passthrough_->stats().ca_releases, 0u);
+
+  // The pool closes it after idle_ms; one linger later the bundle is freed.
+  const double closed_by = mono_ms();
+  ASSERT_TRUE(wait([&] { return !passthrough_->vendor_ca_held(); }));
+  EXPECT_GE(mono_ms() - closed_by, 300.0);
+  EXPECT_EQ(passthrough_->idle_connections(), 0u);
+  EXPECT_EQ(passthrough_->stats().ca_releases, 1u);
+
+  // The next vendor connection parses it again and verifies as before.
+  HubCall b;
+  open(b, "gpt-4o-mini", "/v1/chat/completions", chat_body("gpt-4o-mini", true));
+  ASSERT_TRUE(wait([&] { return b.done(); }));
+  ASSERT_TRUE(b.finish) << (b.error ? b.error->code + ": " + b.error->message : "closed");
+  EXPECT_EQ(passthrough_->stats().ca_loads, 2u);
+  EXPECT_EQ(passthrough_->stats().connections, 2u);
+  EXPECT_EQ(passthrough_->stats().reused, 0u);
+  EXPECT_TRUE(passthrough_->vendor_ca_held());
+  ASSERT_TRUE(wait([&] { return !passthrough_->vendor_ca_held(); }));
+  EXPECT_EQ(passthrough_->stats().ca_releases, 2u);
+  auto recs = records(2);
+  ASSERT_EQ(recs.size(), 2u);
+  EXPECT_EQ(str(field(recs[1]->root, "tls"), "servername"), "api.openai.com");
+}
+
+TEST_F(PassthroughTest, VendorCaBundleStaysWhileACallRuns) {
+  NEEDS_SHIM();
+  start_fake(true);
+  options_.ca_linger_ms = 200;
+  options_.idle_ms = 0;  // no pool: only the running call holds the bundle
+  start_agent(std::string("[provider o]\ntype = openai\napi_key = ") + kVendorKey +
+                  "\nmodels = fake-chunks-10-slow-100\n",
+              {}, dir_ + "/ca.pem");
+  HubCall h;
+  open(h, "fake-chunks-10-slow-100", "/v1/chat/completions",
+       chat_body("fake-chunks-10-slow-100", true));
+  ASSERT_TRUE(wait([&] { return h.response.has_value() || h.done(); }));
+  // Several lingers pass during the ~1 s stream: the call's connection keeps it.
+  EXPECT_FALSE(wait([] { return false; }, 700));  // runs the loop for 700 ms
+  EXPECT_FALSE(h.done());
+  EXPECT_TRUE(passthrough_->vendor_ca_held());
+  EXPECT_EQ(passthrough_->stats().ca_releases, 0u);
+  ASSERT_TRUE(wait([&] { return h.done(); }));
+  ASSERT_TRUE(h.finish) << (h.error ? h.error->code + ": " + h.error->message : "closed");
+  ASSERT_TRUE(wait([&] { return !passthrough_->vendor_ca_held(); }));
+  EXPECT_EQ(passthrough_->stats().ca_loads, 1u);
+  EXPECT_EQ(passthrough_->stats().ca_releases, 1u);
+}
+
+TEST_F(PassthroughTest, ReloadedVendorCaBundleStillRefusesAnUnknownCa) {
+  NEEDS_SHIM();
+  start_fake(true);
+  ASSERT_TRUE(make_certs("other-"));  // a CA that did not sign the fake's certificate
+  options_.ca_linger_ms = 100;
+  start_agent(std::string("[provider o]\ntype = openai\napi_key = ") + kVendorKey + "\nmodels = gpt-4o-mini\n",
+              {}, dir_ + "/other-ca.pem");
+  for (uint64_t round = 1; round <= 2; ++round) {
+    HubCall h;
+    open(h, "gpt-4o-mini", "/v1/chat/completions", chat_body("gpt-4o-mini", false));
+    ASSERT_TRUE(wait([&] { return h.done(); }));
+    ASSERT_TRUE(h.error);
+    EXPECT_EQ(h.error->code, "upstream_unreachable");
+    EXPECT_EQ(passthrough_->stats().ca_loads, round);
+    ASSERT_TRUE(wait([&] { return !passthrough_->vendor_ca_held(); }));
+  }
+  EXPECT_EQ(passthrough_->stats().ca_releases, 2u);
+  EXPECT_EQ(passthrough_->stats().finished, 0u);
+}
+
+TEST_F(PassthroughTest, BadVendorCaFileIsReportedAtStartup) {
+  const std::string bad = dir_ + "/not-a-bundle.pem";
+  std::ofstream(bad) << "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n";
+  auto parsed = parse(std::string("hub = wss://hub.test:8443/tunnel\nhub_pin = ") + kPin +
+                          "\nca_file = " + bad + "\n[provider o]\ntype = openai\napi_key = " +
+                          kVendorKey + "\nmodels = gpt-4o-mini\n",
+                      "agent.conf");
+  ASSERT_TRUE(parsed.config);
+  auto p = Passthrough::create(loop_, *parsed.config, options_);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), Errc::parse);
+  EXPECT_EQ(p.status().message().rfind("vendor CA bundle " + bad + ": ", 0), 0u) << p.status().message();
+
+  parsed.config->ca_file = dir_ + "/missing.pem";
+  p = Passthrough::create(loop_, *parsed.config, options_);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("vendor CA bundle " + dir_ + "/missing.pem"), std::string::npos)
+      << p.status().message();
+}
+
+TEST_F(PassthroughTest, VendorCaFileGoneAfterStartupFailsTheCallNamingIt) {
+  NEEDS_SHIM();
+  start_fake(true);
+  start_agent(std::string("[provider o]\ntype = openai\napi_key = ") + kVendorKey + "\nmodels = gpt-4o-mini\n",
+              {}, dir_ + "/ca.pem");
+  ASSERT_EQ(std::remove((dir_ + "/ca.pem").c_str()), 0);
+  HubCall h;
+  open(h, "gpt-4o-mini", "/v1/chat/completions", chat_body("gpt-4o-mini", false));
+  ASSERT_TRUE(wait([&] { return h.done(); }));
+  ASSERT_TRUE(h.error);
+  EXPECT_EQ(h.error->code, "upstream_unreachable");
+  EXPECT_NE(h.error->message.find("vendor CA bundle " + dir_ + "/ca.pem"), std::string::npos)
+      << h.error->message;
+  EXPECT_EQ(passthrough_->stats().connections, 0u);
+  EXPECT_FALSE(passthrough_->vendor_ca_held());
+}
+
 TEST_F(PassthroughTest, LocalNameResolvingToLoopbackIsServed) {
   NEEDS_SHIM();
   start_fake(false);
