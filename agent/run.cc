@@ -13,6 +13,7 @@
 #include "shared/core/log.h"
 #include "shared/core/loop.h"
 #include "shared/crypto/ed25519.h"
+#include "shared/sqlite/checkpointer.h"
 
 namespace tg::agent {
 namespace {
@@ -77,6 +78,9 @@ int run(const std::string& config_path) {
     // retrying), STOPPING=1 on SIGTERM, WATCHDOG=1 from the loop. Outlives
     // the client, whose state callback uses it.
     platform::ServiceNotifier notifier(loop, platform::notify_settings_from_environment());
+    // WAL checkpoints of the ledger mirror in the thread pool, not inside a
+    // commit on the loop (shared/sqlite/checkpointer.h).
+    sqlite::Checkpointer checkpointer(loop, (*mirror)->db());
     // Outbox, claims and the mirrored chain; sends through the client below.
     TunnelClient* sender = nullptr;
     Settlement settlement(loop, mirror->get(), [&sender](const tunnel::Message& m) -> Status {

@@ -22,6 +22,7 @@
 #include "shared/core/loop.h"
 #include "shared/core/version.h"
 #include "shared/crypto/ed25519.h"
+#include "shared/sqlite/checkpointer.h"
 #include "shared/tls/certgen.h"
 #include "shared/tls/context.h"
 
@@ -120,6 +121,9 @@ int run_daemon(const cli::Parsed& args) {
   int code = 0;
   Loop loop;
   {
+    // WAL checkpoints in the thread pool, not inside a settlement's commit
+    // on the loop (shared/sqlite/checkpointer.h).
+    sqlite::Checkpointer checkpointer(loop, *db);
     // systemd Type=notify: READY=1 once both listeners are up, STOPPING=1 on
     // SIGTERM, WATCHDOG=1 from the loop (a no-op outside systemd).
     platform::ServiceNotifier notifier(loop, platform::notify_settings_from_environment());
