@@ -135,7 +135,7 @@ config::Schema make_schema() {
       Key{"ledger", Type::string, "tokengo-agent.db", 0, 0, nullptr,
           "SQLite file of the agent's ledger (outbox, mirrored chain); written per request"},
       Key{"ledger_commit_delay", Type::duration, "20ms", 0, 1000, nullptr,
-          "finished calls and settlements wait this long to share one ledger commit"},
+          "settlements from the hub wait this long to share one ledger commit"},
       Key{"seal_with", Type::choice, "keyfile", 0, 0, "keyfile|passphrase",
           "what 'tokengo-agent keys' seals new api_key values with"},
       Key{"seal_key_file", Type::string, "seal.key", 0, 0, nullptr,

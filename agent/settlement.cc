@@ -43,10 +43,12 @@ void Settlement::call_finished(const FinishedCall& f) noexcept {
   item.usage = f.usage;
   item.status = f.status;
   item.finished_ms = unix_now_ms();
-  // The outbox row first, the claim after its commit: a crash after it loses
-  // nothing (the claim is sent again after the next connect); a crash before
-  // it loses only what the hub itself read.
-  queue(std::move(item));
+  // The outbox row first, committed now (with the settles queued so far),
+  // the claim after it: a crash after it loses nothing (the claim is sent
+  // again after the next connect). Not held for the commit delay: if the
+  // hub dies too, this row is the only reading of the call.
+  queue_.push_back(std::move(item));
+  flush(true);
 }
 
 void Settlement::queue(Queued q) {

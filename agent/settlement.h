@@ -6,15 +6,16 @@
 // and claims its whole outbox again; the hub settles by request id, so a
 // claim is never paid twice.
 //
-// Writes are grouped: finished calls and settles are queued and committed
-// together, in arrival order, in one SQLite transaction at most
-// `commit_delay_ms` after the first of them (each step in its own savepoint,
-// so one refused entry does not undo the others). Claims and acks go out only
-// after that commit, so the hub never hears of a row that is not on disk; a
-// crash inside the window loses no more than a crash just before the row was
-// written (the hub keeps its own reading; settles are sent again after the
-// next sync). One commit per batch instead of two per request is what keeps
-// the agent's CPU and the device's flash writes per request low.
+// A finished call is written to the outbox and committed before
+// call_finished returns, and claimed after that commit: after a kill -9 of
+// both hub and agent the agent's row is the only reading left, so it must
+// not wait (DESIGN.md: kill -9 at any moment loses no settlement). Settles
+// from the hub are grouped: they wait up to `commit_delay_ms` for others
+// (or for the next finished call's commit) and are appended in one SQLite
+// transaction, in arrival order, each in its own savepoint so one refused
+// entry does not undo the others; their acks go out after the commit. A
+// settle lost in a crash comes again after the next sync. Grouping settles
+// halves the agent's commits per request.
 #pragma once
 
 #include <uv.h>
@@ -39,7 +40,7 @@ namespace tg::agent {
 constexpr size_t kMaxReplayClaims = 4096;
 // A gap in the chain triggers at most one sync per this interval.
 constexpr uint64_t kSyncIntervalMs = 1000;
-// Queued finished calls and settles committed at once, at most.
+// Queued settles committed at once, at most.
 constexpr size_t kMaxBatch = 1024;
 
 struct SettlementStats {
@@ -59,10 +60,10 @@ class Settlement final : public CallReporter, public LedgerLink {
   // Sends a control message on the live tunnel (Errc::closed when there is none).
   using SendFn = std::function<Status(const tunnel::Message& m)>;
 
-  // commit_delay_ms: how long the first queued write may wait for others
+  // commit_delay_ms: how long the first queued settle may wait for others
   // (0: committed at the start of the next loop turn).
   Settlement(uv_loop_t* loop, LedgerMirror* mirror, SendFn send, uint64_t commit_delay_ms);
-  // Commits what is still queued (nothing is sent: the tunnel is gone).
+  // Commits the settles still queued (nothing is sent: the tunnel is gone).
   ~Settlement() override;
   Settlement(const Settlement&) = delete;
   Settlement& operator=(const Settlement&) = delete;

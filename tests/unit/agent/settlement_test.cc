@@ -1,5 +1,6 @@
-// Settlement's grouped commits, on a real LedgerMirror file: finished calls
-// and settles wait for one transaction, their claims and acks go out only
+// Settlement's commits, on a real LedgerMirror file: a finished call is on
+// disk and claimed before call_finished returns; settles wait for one
+// transaction (or ride along with a finished call's), their acks go out only
 // after it, one bad entry does not undo the batch, and what is queued at
 // destruction is still written.
 #include "agent/settlement.h"
@@ -108,23 +109,39 @@ class SettlementTest : public ::testing::Test {
   std::vector<tunnel::Message> sent_;
 };
 
-TEST_F(SettlementTest, FinishedCallsShareOneCommitAndAreClaimedAfterIt) {
-  auto s = make(5);
+TEST_F(SettlementTest, AFinishedCallIsCommittedAndClaimedBeforeCallFinishedReturns) {
+  auto s = make(1000);  // the commit delay does not hold a finished call
   s->call_finished(finished("r1"));
-  s->call_finished(finished("r2"));
-  s->call_finished(finished("r3"));
-  EXPECT_TRUE(sent_.empty());  // nothing claimed before the commit
-  EXPECT_EQ(s->stats().commits, 0u);
-  run_loop();
-  ASSERT_EQ(sent_of<tunnel::Claim>().size(), 3u);
-  EXPECT_EQ(sent_of<tunnel::Claim>()[0].request_id, "r1");
-  EXPECT_EQ(sent_of<tunnel::Claim>()[2].request_id, "r3");
   EXPECT_EQ(s->stats().commits, 1u);
-  EXPECT_EQ(s->stats().recorded, 3u);
-  EXPECT_EQ(s->stats().claims, 3u);
-  auto n = mirror_->outbox_count();
-  ASSERT_TRUE(n.ok());
-  EXPECT_EQ(*n, 3u);
+  EXPECT_EQ(s->stats().recorded, 1u);
+  ASSERT_EQ(sent_of<tunnel::Claim>().size(), 1u);
+  EXPECT_EQ(sent_of<tunnel::Claim>()[0].request_id, "r1");
+  // On disk: another connection sees the row now (a kill -9 here keeps it).
+  auto other = LedgerMirror::open(dir_ + "/agent.db", self_.public_key());
+  ASSERT_TRUE(other.ok()) << other.status().to_string();
+  auto items = (*other)->outbox(10);
+  ASSERT_TRUE(items.ok());
+  ASSERT_EQ(items->size(), 1u);
+  EXPECT_EQ((*items)[0].request_id, "r1");
+  s->call_finished(finished("r2"));
+  EXPECT_EQ(s->stats().commits, 2u);
+  EXPECT_EQ(sent_of<tunnel::Claim>().size(), 2u);
+}
+
+TEST_F(SettlementTest, QueuedSettlesRideAlongWithAFinishedCallsCommit) {
+  auto s = make(1000);
+  s->call_finished(finished("r1"));
+  sent_.clear();
+  s->on_ledger_message(settle_for("r1", 1, ledger::Hash{}));
+  EXPECT_TRUE(sent_.empty());  // waiting for the commit delay
+  s->call_finished(finished("r2"));  // one commit for both, in arrival order
+  EXPECT_EQ(s->stats().commits, 2u);
+  EXPECT_EQ(s->stats().appended, 1u);
+  ASSERT_EQ(sent_.size(), 2u);
+  ASSERT_TRUE(std::holds_alternative<tunnel::Ack>(sent_[0]));
+  EXPECT_EQ(std::get<tunnel::Ack>(sent_[0]).result, "ok");
+  ASSERT_TRUE(std::holds_alternative<tunnel::Claim>(sent_[1]));
+  EXPECT_EQ(std::get<tunnel::Claim>(sent_[1]).request_id, "r2");
 }
 
 TEST_F(SettlementTest, SettlesOfOneBatchAreAppendedTogetherAndABadOneDoesNotUndoThem) {
@@ -149,7 +166,7 @@ TEST_F(SettlementTest, SettlesOfOneBatchAreAppendedTogetherAndABadOneDoesNotUndo
   EXPECT_EQ(acks[0].result, "ok");
   EXPECT_EQ(acks[1].result, "ok");
   EXPECT_EQ(acks[2].result, "dispute");
-  EXPECT_EQ(s->stats().commits, 2u);
+  EXPECT_EQ(s->stats().commits, 3u);  // one per finished call, one for the three settles
   EXPECT_EQ(s->stats().appended, 2u);
   EXPECT_EQ(s->stats().rejected, 1u);
   auto head = mirror_->head();
@@ -172,30 +189,38 @@ TEST_F(SettlementTest, AGapAsksForASyncAfterTheCommit) {
   EXPECT_EQ(sent_of<tunnel::Sync>()[0].seq, 0u);
 }
 
-TEST_F(SettlementTest, QueuedWritesAreCommittedWhenItIsDestroyed) {
+TEST_F(SettlementTest, QueuedSettlesAreCommittedWhenItIsDestroyed) {
   auto s = make(1000);
   s->call_finished(finished("r1"));
+  sent_.clear();
+  const tunnel::Settle first = settle_for("r1", 1, ledger::Hash{});
+  s->on_ledger_message(first);
   s.reset();  // the agent is stopping: the tunnel is gone
   EXPECT_TRUE(sent_.empty());
-  auto items = mirror_->outbox(10);
-  ASSERT_TRUE(items.ok());
-  ASSERT_EQ(items->size(), 1u);
-  EXPECT_EQ((*items)[0].request_id, "r1");
-  EXPECT_EQ((*items)[0].usage.output, 20u);
+  auto head = mirror_->head();
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->seq, 1u);
+  EXPECT_EQ(head->head, first.hash);
+  auto n = mirror_->outbox_count();
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 0u);
 }
 
-TEST_F(SettlementTest, ReconnectCommitsTheQueueBeforeReplayingTheOutbox) {
+TEST_F(SettlementTest, ReconnectCommitsQueuedSettlesBeforeSyncing) {
   auto s = make(1000);
-  s->call_finished(finished("r1"));
+  s->call_finished(finished("r1"));  // committed and claimed at once
+  ASSERT_EQ(sent_.size(), 1u);
+  s->on_ledger_message(settle_for("r1", 1, ledger::Hash{}));
+  EXPECT_EQ(sent_.size(), 1u);
   s->on_ready();  // commits the queue, then syncs and claims the whole outbox
-  EXPECT_EQ(s->stats().commits, 1u);
-  // Claimed by the commit, then again by the replay (the hub settles by
-  // request id, so the second is a harmless duplicate); the sync between.
+  EXPECT_EQ(s->stats().commits, 2u);
+  // The ack of the queued settle, then the sync at the new head; r1 left
+  // the outbox with its settle, so nothing is claimed again.
   ASSERT_EQ(sent_.size(), 3u);
-  ASSERT_TRUE(std::holds_alternative<tunnel::Claim>(sent_[0]));
-  ASSERT_TRUE(std::holds_alternative<tunnel::Sync>(sent_[1]));
-  ASSERT_TRUE(std::holds_alternative<tunnel::Claim>(sent_[2]));
-  EXPECT_EQ(std::get<tunnel::Claim>(sent_[2]).request_id, "r1");
+  ASSERT_TRUE(std::holds_alternative<tunnel::Ack>(sent_[1]));
+  EXPECT_EQ(std::get<tunnel::Ack>(sent_[1]).result, "ok");
+  ASSERT_TRUE(std::holds_alternative<tunnel::Sync>(sent_[2]));
+  EXPECT_EQ(std::get<tunnel::Sync>(sent_[2]).seq, 1u);
 }
 
 }  // namespace
