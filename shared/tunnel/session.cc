@@ -156,6 +156,8 @@ void Session::authenticated(const SessionOptions& options) {
   heartbeat_.start(options_.heartbeat_ms, options_.heartbeat_ms, [this] { on_heartbeat(); });
 }
 
+size_t Session::queued_bytes() const noexcept { return ws_->queued_bytes(); }
+
 bool Session::write_blocked() const noexcept {
   return ws_->queued_bytes() > options_.write_high_water;
 }

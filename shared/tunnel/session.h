@@ -183,6 +183,8 @@ class Session final : private ws::Handler {
   bool closing() const noexcept { return closing_; }
 
   bool write_blocked() const noexcept;
+  // Bytes in the transport's write queue (not yet taken by the kernel).
+  size_t queued_bytes() const noexcept;
   // The write queue a peer may leave unread before the tunnel is closed
   // (1008): what flow control allows (max_streams x window of data, the
   // high-water mark) plus kControlBacklog of control messages. A peer that

@@ -917,24 +917,58 @@ class StallTest : public HostileAgentTest {
     Agent& b = hostile({"mb"});
     b.pause();
     HubTunnel* hub_side = tunnels->tunnels().find(b.pubkey())->tunnel;
-    const size_t first = (kernel_tcp_buffer_max() + high_water) / kWindow + 2;
-    out->first = first;
-    for (size_t i = 0; i < first; ++i) {
-      post(chat_body("mb", "first-" + std::to_string(i), kWindow + kKiB));
-    }
-    ASSERT_TRUE(run([&] {
-      mem->sample();
+    // Enough calls to pass the kernel's socket buffers (by the sysctls) plus
+    // the mark. A kernel that holds more than its sysctls say gets up to 8
+    // more, one at a time, each once the calls before it are all routed and
+    // the queue stayed under the mark.
+    const size_t estimate = (kernel_tcp_buffer_max() + high_water) / kWindow + 2;
+    size_t first = 0;
+    std::vector<User*> posted;
+    auto post_first = [&] {
+      posted.push_back(&post(chat_body("mb", "first-" + std::to_string(first), kWindow + kKiB)));
+      ++first;
+    };
+    auto in_flight = [&]() -> size_t {
       const Tunnels::Entry* e = tunnels->tunnels().find(b.pubkey());
-      return e && e->in_flight == first && hub_side->session().write_blocked();
-    }, 30000)) << "the hub never reported its write queue over the high-water mark";
+      return e ? e->in_flight : 0;
+    };
+    auto state = [&] {
+      std::string s = std::to_string(in_flight()) + " of " + std::to_string(first) +
+                      " calls in flight, hub queue " +
+                      std::to_string(hub_side->session().queued_bytes()) + " bytes (mark " +
+                      std::to_string(high_water) + ")";
+      for (size_t i = 0; i < posted.size(); ++i) {
+        const User& u = *posted[i];
+        if (u.failed) s += "; user " + std::to_string(i) + ": " + u.why.to_string();
+        if (u.head) s += "; user " + std::to_string(i) + " got " + std::to_string(u.head->status);
+      }
+      return s;
+    };
+    while (first < estimate) post_first();
+    for (;;) {
+      ASSERT_TRUE(run([&] {
+        mem->sample();
+        return in_flight() == first;
+      }, 60000)) << "calls not routed: " << state();
+      if (run([&] {
+        mem->sample();
+        return hub_side->session().write_blocked();
+      }, 3000)) {
+        break;
+      }
+      ASSERT_LT(first, estimate + 8)
+          << "the hub never reported its write queue over the high-water mark: " << state();
+      std::printf("[   info   ] one more call: %s\n", state().c_str());
+      post_first();
+    }
+    out->first = first;
     for (size_t i = 0; i < kLater; ++i) {
       post(chat_body("mb", "later-" + std::to_string(i), kLaterBody));
     }
     ASSERT_TRUE(run([&] {
       mem->sample();
-      const Tunnels::Entry* e = tunnels->tunnels().find(b.pubkey());
-      return e && e->in_flight == first + kLater;
-    }));
+      return in_flight() == first + kLater;
+    }, 60000)) << "later calls not routed: " << state();
     run_for(300, mem);
     EXPECT_TRUE(b.raw_calls.empty());  // it read nothing
 
