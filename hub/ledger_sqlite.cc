@@ -127,20 +127,7 @@ std::string price_table_text(const billing::PriceTable& table) {
   return out;
 }
 
-// The statements on the request path, prepared once.
-struct SqliteLedgerStore::Statements {
-  sqlite::Stmt open_request;
-  sqlite::Stmt find_settled;
-  sqlite::Stmt chain_head;
-  sqlite::Stmt insert_entry;
-  sqlite::Stmt upsert_chain;
-  sqlite::Stmt debit_user;
-  sqlite::Stmt end_pending;
-  sqlite::Stmt balance_of;
-};
-
-SqliteLedgerStore::SqliteLedgerStore(sqlite::Db db)
-    : db_(std::move(db)), st_(std::make_unique<Statements>()) {}
+SqliteLedgerStore::SqliteLedgerStore(sqlite::Db db) : db_(std::move(db)) {}
 
 SqliteLedgerStore::~SqliteLedgerStore() = default;
 
@@ -228,24 +215,17 @@ Result<std::optional<billing::PriceTable>> SqliteLedgerStore::prices(uint64_t ve
 // ---- pending attempts ----
 
 Status SqliteLedgerStore::open_request(const PendingRequest& r) {
-  sqlite::Stmt& st = st_->open_request;
-  if (!st.valid()) {
-    auto p = db_.prepare(
-        "INSERT INTO pending_requests(request_id, agent, user_id, model, price_version, "
-        "created_at) VALUES (?, ?, ?, ?, ?, ?)");
-    if (!p.ok()) return p.status();
-    st = std::move(*p);
-  }
-  TG_TRY(st.reset());
-  TG_TRY(st.bind_text(1, r.request_id));
-  TG_TRY(st.bind_text(2, r.agent));
-  TG_TRY(st.bind_int64(3, r.user_id));
-  TG_TRY(st.bind_text(4, r.model));
-  TG_TRY(st.bind_int64(5, static_cast<int64_t>(r.price_version)));
-  TG_TRY(st.bind_int64(6, r.created_ms));
-  Status s = st.run();
-  (void)st.reset();
-  return s;
+  auto st = db_.prepare_cached(
+      "INSERT INTO pending_requests(request_id, agent, user_id, model, price_version, "
+      "created_at) VALUES (?, ?, ?, ?, ?, ?)");
+  if (!st.ok()) return st.status();
+  TG_TRY(st->bind_text(1, r.request_id));
+  TG_TRY(st->bind_text(2, r.agent));
+  TG_TRY(st->bind_int64(3, r.user_id));
+  TG_TRY(st->bind_text(4, r.model));
+  TG_TRY(st->bind_int64(5, static_cast<int64_t>(r.price_version)));
+  TG_TRY(st->bind_int64(6, r.created_ms));
+  return st->run();
 }
 
 Status SqliteLedgerStore::observe(std::string_view request_id, const billing::Usage& u,
@@ -303,13 +283,10 @@ Status SqliteLedgerStore::drop_pending(std::string_view request_id) {
 // ---- settlement ----
 
 Result<ChainInfo> SqliteLedgerStore::chain_in_tx(const std::string& agent) {
-  sqlite::Stmt& st = st_->chain_head;
-  if (!st.valid()) {
-    auto p = db_.prepare("SELECT seq, head, total_cost, total_credit FROM chains WHERE agent = ?");
-    if (!p.ok()) return p.status();
-    st = std::move(*p);
-  }
-  TG_TRY(st.reset());
+  auto cached =
+      db_.prepare_cached("SELECT seq, head, total_cost, total_credit FROM chains WHERE agent = ?");
+  if (!cached.ok()) return cached.status();
+  sqlite::Stmt& st = *cached;
   TG_TRY(st.bind_text(1, agent));
   ChainInfo c;
   c.agent = agent;
@@ -318,42 +295,38 @@ Result<ChainInfo> SqliteLedgerStore::chain_in_tx(const std::string& agent) {
   if (*step == sqlite::Step::row) {
     c.seq = static_cast<uint64_t>(st.column_int64(0));
     if (!crypto::copy_exact(st.column_blob(1), &c.head)) {
-      (void)st.reset();
       return error(Errc::internal, "chain head of " + agent + " is malformed");
     }
     c.total_cost = st.column_int64(2);
     c.total_credit = st.column_int64(3);
   }
-  (void)st.reset();
   return c;
 }
 
 Result<std::vector<Settled>> SqliteLedgerStore::settle(const std::vector<SettleOrder>& orders) {
   std::vector<Settled> out;
   if (orders.empty()) return out;
-  Statements& st = *st_;
-  if (!st.find_settled.valid()) {
-    auto a = db_.prepare(std::string(kSelectEntry) + " WHERE request_id = ?");
-    if (!a.ok()) return a.status();
-    st.find_settled = std::move(*a);
-    auto b = db_.prepare(
-        "INSERT INTO ledger(agent, seq, request_id, model, input, cached, output, estimated, "
-        "price_version, cost, tier_ppm, credit, time_ms, prev, hash, user_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    if (!b.ok()) return b.status();
-    st.insert_entry = std::move(*b);
-    auto c = db_.prepare(
-        "INSERT INTO chains(agent, seq, head, total_cost, total_credit) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT(agent) DO UPDATE SET seq = excluded.seq, head = excluded.head, "
-        "total_cost = excluded.total_cost, total_credit = excluded.total_credit");
-    if (!c.ok()) return c.status();
-    st.upsert_chain = std::move(*c);
-    auto d = db_.prepare("UPDATE users SET balance = balance - ? WHERE id = ?");
-    if (!d.ok()) return d.status();
-    st.debit_user = std::move(*d);
-    auto e = db_.prepare("DELETE FROM pending_requests WHERE request_id = ?");
-    if (!e.ok()) return e.status();
-    st.end_pending = std::move(*e);
+  // Borrowed from the connection's cache for the whole batch.
+  struct {
+    sqlite::Stmt find_settled, insert_entry, upsert_chain, debit_user, end_pending;
+  } st;
+  const std::pair<sqlite::Stmt*, std::string> statements[] = {
+      {&st.find_settled, std::string(kSelectEntry) + " WHERE request_id = ?"},
+      {&st.insert_entry,
+       "INSERT INTO ledger(agent, seq, request_id, model, input, cached, output, estimated, "
+       "price_version, cost, tier_ppm, credit, time_ms, prev, hash, user_id) "
+       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+      {&st.upsert_chain,
+       "INSERT INTO chains(agent, seq, head, total_cost, total_credit) VALUES (?, ?, ?, ?, ?) "
+       "ON CONFLICT(agent) DO UPDATE SET seq = excluded.seq, head = excluded.head, "
+       "total_cost = excluded.total_cost, total_credit = excluded.total_credit"},
+      {&st.debit_user, "UPDATE users SET balance = balance - ? WHERE id = ?"},
+      {&st.end_pending, "DELETE FROM pending_requests WHERE request_id = ?"},
+  };
+  for (const auto& [stmt, sql] : statements) {
+    auto p = db_.prepare_cached(sql);
+    if (!p.ok()) return p.status();
+    *stmt = std::move(*p);
   }
 
   auto tx = sqlite::Tx::begin(db_);
@@ -608,23 +581,13 @@ Result<std::optional<UserBalance>> SqliteLedgerStore::user_balance(std::string_v
 }
 
 Result<int64_t> SqliteLedgerStore::balance_of(int64_t user_id) {
-  sqlite::Stmt& st = st_->balance_of;
-  if (!st.valid()) {
-    auto p = db_.prepare("SELECT balance FROM users WHERE id = ?");
-    if (!p.ok()) return p.status();
-    st = std::move(*p);
-  }
-  TG_TRY(st.reset());
-  TG_TRY(st.bind_int64(1, user_id));
-  auto step = st.step();
+  auto st = db_.prepare_cached("SELECT balance FROM users WHERE id = ?");
+  if (!st.ok()) return st.status();
+  TG_TRY(st->bind_int64(1, user_id));
+  auto step = st->step();
   if (!step.ok()) return step.status();
-  if (*step != sqlite::Step::row) {
-    (void)st.reset();
-    return error(Errc::not_found, "no user #" + std::to_string(user_id));
-  }
-  const int64_t b = st.column_int64(0);
-  (void)st.reset();
-  return b;
+  if (*step != sqlite::Step::row) return error(Errc::not_found, "no user #" + std::to_string(user_id));
+  return st->column_int64(0);
 }
 
 Result<std::vector<UserBalance>> SqliteLedgerStore::balances() {

@@ -54,12 +54,10 @@ class SqliteLedgerStore final : public LedgerStore {
   sqlite::Db& db() noexcept { return db_; }
 
  private:
-  struct Statements;
   explicit SqliteLedgerStore(sqlite::Db db);
   Result<ChainInfo> chain_in_tx(const std::string& agent);
 
-  sqlite::Db db_;
-  std::unique_ptr<Statements> st_;  // prepared on first use; destroyed before db_
+  sqlite::Db db_;  // hot statements live in its prepare_cached() cache
 };
 
 // The canonical text of a price table, as stored per version (one line per

@@ -251,16 +251,11 @@ Result<std::vector<TokenRecord>> UserStore::list_tokens(std::string_view user) {
 }
 
 Status UserStore::check_data_version() {
-  if (!data_version_stmt_.valid()) {
-    auto st = db_.prepare("PRAGMA data_version");
-    if (!st.ok()) return st.status();
-    data_version_stmt_ = std::move(st.value());
-  }
-  auto step = data_version_stmt_.step();
-  const int64_t v = step.ok() && *step == sqlite::Step::row ? data_version_stmt_.column_int64(0) : -1;
-  Status reset = data_version_stmt_.reset();
+  auto st = db_.prepare_cached("PRAGMA data_version");
+  if (!st.ok()) return st.status();
+  auto step = st->step();
   if (!step.ok()) return step.status();
-  TG_TRY(reset);
+  const int64_t v = *step == sqlite::Step::row ? st->column_int64(0) : -1;
   if (v != data_version_) {
     cache_.clear();
     data_version_ = v;

@@ -108,10 +108,7 @@ class UserStore {
   Status check_data_version();
 
   sqlite::Db db_;
-  // Prepared once, on first use, and reset after each step: the check runs
-  // on every authenticated request. Declared after db_, so destroyed first.
-  sqlite::Stmt data_version_stmt_;
-  int64_t data_version_ = -1;
+  int64_t data_version_ = -1;  // as last read; -1: never
   std::unordered_map<std::string, TokenOwner> cache_;  // by raw SHA-256
 };
 

@@ -21,7 +21,7 @@ constexpr const char* kLog = "sqlite";
 struct Checkpointer::Job {
   uv_work_t req{};
   Checkpointer* owner = nullptr;
-  std::string path;
+  std::string path;  // set only while there is no connection yet
   sqlite3* conn = nullptr;
   int rc = SQLITE_OK;
   int log = 0;
@@ -63,7 +63,7 @@ void Checkpointer::start() {
   auto* job = new Job;
   job->req.data = job;
   job->owner = this;
-  job->path = db_.path();
+  if (!conn_) job->path = db_.path();
   job->conn = conn_;
   conn_ = nullptr;
   int rc = uv_queue_work(loop_, &job->req, &Checkpointer::work, &Checkpointer::after_work);

@@ -78,7 +78,6 @@ struct Db::Conn {
   }
 };
 
-
 Result<Db> Db::open(const std::string& path, const OpenOptions& options) {
   if (path.empty()) return error(Errc::invalid_argument, "sqlite: empty database path");
   if (options.create) {

@@ -24,6 +24,7 @@
 #include "shared/crypto/hash.h"
 #include "shared/tls/certgen.h"
 #include "shared/tls/context.h"
+#include "tests/unit/temp_dir.h"
 
 namespace tg {
 namespace {
@@ -144,9 +145,6 @@ class TunnelStream : public ::testing::Test {
  protected:
   void SetUp() override {
     std::signal(SIGPIPE, SIG_IGN);
-    char tmpl[] = "/tmp/tg-stream-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     ASSERT_TRUE(tls::ensure_self_signed(dir_ + "/hub.crt", dir_ + "/hub.key", "localhost",
                                         {"localhost"}).ok());
     tls::ServerConfig sc;
@@ -182,8 +180,6 @@ class TunnelStream : public ::testing::Test {
     server_.reset();
     store_.reset();
     EXPECT_TRUE(loop_.close().ok());
-    std::string cmd = "rm -rf '" + dir_ + "'";
-    EXPECT_EQ(std::system(cmd.c_str()), 0);
   }
 
   // Opens a stream from the hub to the agent, as the passthrough will.
@@ -205,7 +201,8 @@ class TunnelStream : public ::testing::Test {
 
   Loop loop_;
   int attempts_ = 0;  // request ids of the calls opened
-  std::string dir_;
+  test::TempDir tmp_{"tg-stream"};
+  std::string dir_ = tmp_.path();
   crypto::KeyPair key_ = crypto::KeyPair::generate();
   std::optional<hub::AgentStore> store_;
   std::unique_ptr<hub::TunnelServer> server_;

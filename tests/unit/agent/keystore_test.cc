@@ -13,6 +13,7 @@
 #include "agent/config.h"
 #include "shared/core/log.h"
 #include "shared/crypto/seal.h"
+#include "tests/unit/temp_dir.h"
 
 namespace tg::agent {
 namespace {
@@ -171,16 +172,11 @@ TEST(Keystore, ReadApiKeyRefusesBadInputWithoutEchoingIt) {
 class KeystoreFileTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/tg-keystore-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     unsetenv(kPassphraseEnv);
   }
   void TearDown() override {
     unsetenv(kPassphraseEnv);
     log::set_sink(nullptr, nullptr);
-    std::string cmd = "rm -rf '" + dir_ + "'";
-    ASSERT_EQ(std::system(cmd.c_str()), 0);
   }
   std::string write(const std::string& name, const std::string& content, mode_t mode = 0600) {
     std::string path = dir_ + "/" + name;
@@ -205,7 +201,8 @@ class KeystoreFileTest : public ::testing::Test {
     EXPECT_TRUE(t.ok()) << t.status().message();
     return "api_key = " + (t.ok() ? *t : std::string());
   }
-  std::string dir_;
+  test::TempDir tmp_{"tg-keystore-test"};
+  std::string dir_ = tmp_.path();
 };
 
 TEST_F(KeystoreFileTest, SealCreatesTheKeyFile0600AndOpens) {

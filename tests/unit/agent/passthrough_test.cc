@@ -38,6 +38,7 @@
 #include "shared/tls/certgen.h"
 #include "shared/tunnel/session.h"
 #include "shared/ws/connection.h"
+#include "tests/unit/temp_dir.h"
 
 extern char** environ;
 
@@ -280,9 +281,6 @@ class PassthroughTest : public ::testing::Test {
  protected:
   void SetUp() override {
     std::signal(SIGPIPE, SIG_IGN);
-    char tmpl[] = "/tmp/tg-passthrough-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     record_ = dir_ + "/records.jsonl";
   }
 
@@ -292,8 +290,6 @@ class PassthroughTest : public ::testing::Test {
     passthrough_.reset();
     fake_.reset();
     EXPECT_TRUE(loop_.close().ok());
-    std::string cmd = "rm -rf '" + dir_ + "'";
-    EXPECT_EQ(std::system(cmd.c_str()), 0);
   }
 
   // Makes a test CA and a leaf for the vendor names; returns false on error.
@@ -432,7 +428,8 @@ class PassthroughTest : public ::testing::Test {
 
   Loop loop_;
   int attempts_ = 0;  // request ids of the calls opened
-  std::string dir_;
+  test::TempDir tmp_{"tg-passthrough"};
+  std::string dir_ = tmp_.path();
   std::string record_;
   std::unique_ptr<FakeVendor> fake_;
   std::optional<AgentConfig> config_;

@@ -12,30 +12,12 @@
 #include <sstream>
 #include <string>
 
+#include "tests/unit/temp_dir.h"
+
 namespace tg::agent {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/tg-agent-run-XXXXXX";
-    const char* p = mkdtemp(tmpl);
-    EXPECT_NE(p, nullptr);
-    path_ = p ? p : "/tmp";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  std::string write(const std::string& name, const std::string& text) const {
-    std::ofstream(file(name)) << text;
-    return file(name);
-  }
-
- private:
-  std::string path_;
-};
+using tg::test::TempDir;
 
 constexpr const char* kConfig =
     "hub = wss://127.0.0.1:1/tunnel\n"

@@ -17,6 +17,7 @@
 #include "shared/ledger/chain.h"
 #include "shared/core/loop.h"
 #include "shared/crypto/ed25519.h"
+#include "tests/unit/temp_dir.h"
 
 namespace tg::agent {
 namespace {
@@ -26,9 +27,6 @@ const billing::ModelPrice kPrice{3000000, 1000000, 7000000};
 class SettlementTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/tg-settlement-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     auto m = LedgerMirror::open(dir_ + "/agent.db", self_.public_key());
     ASSERT_TRUE(m.ok()) << m.status().to_string();
     mirror_ = std::move(*m);
@@ -38,8 +36,6 @@ class SettlementTest : public ::testing::Test {
   }
   void TearDown() override {
     mirror_.reset();
-    for (const char* f : {"/agent.db", "/agent.db-wal", "/agent.db-shm"}) ::unlink((dir_ + f).c_str());
-    ::rmdir(dir_.c_str());
   }
 
   std::unique_ptr<Settlement> make(uint64_t delay_ms) {
@@ -103,7 +99,8 @@ class SettlementTest : public ::testing::Test {
   }
 
   crypto::KeyPair self_ = crypto::KeyPair::generate();
-  std::string dir_;
+  test::TempDir tmp_{"tg-settlement"};
+  std::string dir_ = tmp_.path();
   std::unique_ptr<LedgerMirror> mirror_;
   Loop loop_;
   std::vector<tunnel::Message> sent_;

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "shared/crypto/hash.h"
+#include "tests/unit/temp_dir.h"
 
 namespace tg::crypto {
 namespace {
@@ -37,14 +38,7 @@ KeyPair vector1() {
 class KeyFileTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/tg-ed25519-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     path_ = dir_ + "/agent.key";
-  }
-  void TearDown() override {
-    std::string cmd = "rm -rf '" + dir_ + "'";
-    ASSERT_EQ(std::system(cmd.c_str()), 0);
   }
   void write_file(const std::string& content, mode_t mode) {
     std::ofstream(path_, std::ios::binary | std::ios::trunc) << content;
@@ -56,7 +50,8 @@ class KeyFileTest : public ::testing::Test {
     ss << in.rdbuf();
     return ss.str();
   }
-  std::string dir_;
+  test::TempDir tmp_{"tg-ed25519-test"};
+  std::string dir_ = tmp_.path();
   std::string path_;
 };
 

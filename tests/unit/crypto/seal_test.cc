@@ -10,6 +10,7 @@
 #include <string>
 
 #include "shared/crypto/hash.h"
+#include "tests/unit/temp_dir.h"
 
 namespace tg::crypto {
 namespace {
@@ -271,22 +272,14 @@ TEST(Seal, PassphraseLimits) {
 // A fresh directory per test, removed with its files at the end.
 class SealFileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/tg-seal-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    std::string cmd = "rm -rf '" + dir_ + "'";
-    ASSERT_EQ(std::system(cmd.c_str()), 0);
-  }
   std::string write(const std::string& name, const std::string& content, mode_t mode) {
     std::string path = dir_ + "/" + name;
     std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
     EXPECT_EQ(chmod(path.c_str(), mode), 0);
     return path;
   }
-  std::string dir_;
+  test::TempDir tmp_{"tg-seal-test"};
+  std::string dir_ = tmp_.path();
 };
 
 TEST_F(SealFileTest, KeyFileIsCreated0600AndLoadsBack) {

@@ -10,6 +10,7 @@
 
 #include "shared/crypto/ed25519.h"
 #include "shared/crypto/hash.h"
+#include "tests/unit/temp_dir.h"
 
 namespace tg::hub {
 namespace {
@@ -22,16 +23,11 @@ std::string new_key() { return crypto::KeyPair::generate().public_base64(); }
 class AgentStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/tg-hub-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     path_ = dir_ + "/registry.db";
     store_ = open_store();
   }
   void TearDown() override {
     store_.reset();
-    for (const char* suffix : {"", "-wal", "-shm"}) ::unlink((path_ + suffix).c_str());
-    ::rmdir(dir_.c_str());
   }
   std::unique_ptr<AgentStore> open_store() {
     auto s = AgentStore::open(path_);
@@ -56,7 +52,8 @@ class AgentStoreTest : public ::testing::Test {
     return t.ok() ? *t : "";
   }
 
-  std::string dir_;
+  test::TempDir tmp_{"tg-hub"};
+  std::string dir_ = tmp_.path();
   std::string path_;
   std::unique_ptr<AgentStore> store_;
 };

@@ -30,30 +30,13 @@
 #include "shared/tunnel/session.h"
 #include "shared/ws/client.h"
 #include "shared/ws/connection.h"
+#include "tests/unit/temp_dir.h"
 
 namespace tg::hub::testing {
 
 inline constexpr uint64_t kWaitMs = 10000;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/tg-hub-tunnel-XXXXXX";
-    const char* p = mkdtemp(tmpl);
-    EXPECT_NE(p, nullptr);
-    path_ = p ? p : "/tmp";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using tg::test::TempDir;
 
 // Collects log lines so tests can check what the hub logged.
 struct LogCapture {

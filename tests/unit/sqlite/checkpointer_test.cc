@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 
 #include "shared/core/loop.h"
+#include "tests/unit/temp_dir.h"
 
 namespace tg::sqlite {
 namespace {
@@ -18,9 +19,6 @@ constexpr uint64_t kWaitMs = 10000;
 class CheckpointerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/tg-ckpt-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     path_ = dir_ + "/test.db";
     auto db = Db::open(path_);
     ASSERT_TRUE(db.ok()) << db.status().to_string();
@@ -30,8 +28,6 @@ class CheckpointerTest : public ::testing::Test {
   void TearDown() override {
     db_ = Db();
     EXPECT_TRUE(loop_.close().ok());
-    for (const char* suffix : {"", "-wal", "-shm"}) ::unlink((path_ + suffix).c_str());
-    ::rmdir(dir_.c_str());
   }
   // One commit of one row with a 4 KiB value: about two WAL pages.
   void insert_row() {
@@ -54,7 +50,8 @@ class CheckpointerTest : public ::testing::Test {
     return st->column_int64(0);
   }
   Loop loop_;
-  std::string dir_;
+  test::TempDir tmp_{"tg-ckpt"};
+  std::string dir_ = tmp_.path();
   std::string path_;
   Db db_;
 };

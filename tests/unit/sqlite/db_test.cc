@@ -12,6 +12,8 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include "tests/unit/temp_dir.h"
+
 namespace tg::sqlite {
 namespace {
 
@@ -19,14 +21,7 @@ namespace {
 class SqliteTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/tg-sqlite-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     path_ = dir_ + "/test.db";
-  }
-  void TearDown() override {
-    for (const char* suffix : {"", "-wal", "-shm"}) ::unlink((path_ + suffix).c_str());
-    ::rmdir(dir_.c_str());
   }
   Db open_db(int busy_ms = kDefaultBusyTimeoutMs) {
     OpenOptions o;
@@ -43,7 +38,8 @@ class SqliteTest : public ::testing::Test {
     EXPECT_TRUE(r.ok() && *r == Step::row);
     return st->column_int64(0);
   }
-  std::string dir_;
+  test::TempDir tmp_{"tg-sqlite"};
+  std::string dir_ = tmp_.path();
   std::string path_;
 };
 

@@ -10,28 +10,11 @@
 #include <string>
 
 #include "shared/tls/certgen.h"
+#include "tests/unit/temp_dir.h"
 
 namespace tg::tls::test {
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/tg-tls-test-XXXXXX";
-    const char* p = mkdtemp(tmpl);
-    EXPECT_NE(p, nullptr);
-    path_ = p ? p : "/tmp";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using tg::test::TempDir;
 
 struct KeyCert {
   std::string key;
