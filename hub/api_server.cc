@@ -928,7 +928,7 @@ void ApiServer::on_request(http::Exchange& ex) noexcept {
 
   std::optional<TokenOwner> who;
   for (std::string_view token : credentials(req.headers)) {
-    auto r = users_->authenticate(token);
+    auto r = users_->authenticate(token, uv_now(loop_));
     if (!r.ok()) {
       TG_ERROR(kLog, "%s: token lookup failed: %s", id.c_str(), r.status().to_string().c_str());
       reply_api_error(ex, dialect, 500, "internal error while checking the API key",

@@ -135,8 +135,26 @@ Status Billing::reload_prices(billing::PriceTable table, const std::vector<std::
   return Status::success();
 }
 
-Status Billing::check_balance(int64_t user_id) {
+Result<int64_t> Billing::balance(int64_t user_id) {
+  // The cache holds what was last read. A credit (from the CLI, another
+  // process, or through the store) changes balances_version and empties it;
+  // the settlements' debits evict their users in flush().
+  auto v = store_->balances_version(uv_now(loop_));
+  if (!v.ok()) return v.status();
+  if (*v != balances_version_) {
+    balances_.clear();
+    balances_version_ = *v;
+  }
+  if (auto it = balances_.find(user_id); it != balances_.end()) return it->second;
   auto b = store_->balance_of(user_id);
+  if (!b.ok()) return b.status();
+  if (balances_.size() >= kMaxCachedBalances) balances_.clear();
+  balances_.emplace(user_id, *b);
+  return *b;
+}
+
+Status Billing::check_balance(int64_t user_id) {
+  auto b = balance(user_id);
   if (!b.ok()) return b.status();
   if (*b < settings_.min_balance) {
     return error(Errc::limit, "the balance is " + billing::format_amount(*b) +
@@ -411,6 +429,11 @@ void Billing::flush() {
   if (queue_.empty()) return;
   std::vector<SettleOrder> batch;
   batch.swap(queue_);
+  // The debits below change these balances (whether or not they commit,
+  // the next check reads them again).
+  for (const SettleOrder& o : batch) {
+    if (o.user_id) balances_.erase(*o.user_id);
+  }
   auto done = store_->settle(batch);
   if (!done.ok()) {
     // One bad order must not hold the others back: settle them one by one,

@@ -151,6 +151,7 @@ class Billing {
   Result<SettleOrder> order_for(const PendingRequest& p, const billing::Usage& u);
   void flush();
   void on_flush_timer();
+  Result<int64_t> balance(int64_t user_id);
   void deliver(const Settled& s);
   void send_prices_if_needed(const std::string& agent, uint64_t version);
   void maybe_checkpoint(const std::string& agent, bool force);
@@ -167,6 +168,10 @@ class Billing {
   std::unordered_map<std::string, std::unique_ptr<Ticket>> tickets_;  // by request id
   std::vector<std::unique_ptr<Ticket>> dead_;
   std::vector<SettleOrder> queue_;
+  // Balances by user id, as read at data_version balances_version_.
+  static constexpr size_t kMaxCachedBalances = 4096;
+  std::unordered_map<int64_t, int64_t> balances_;
+  BalancesVersion balances_version_;
   Timer flush_timer_;
   Timer sweep_timer_;
   uint64_t last_pending_sweep_ms_ = 0;

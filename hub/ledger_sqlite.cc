@@ -543,6 +543,7 @@ Result<std::vector<StoredCheckpoint>> SqliteLedgerStore::checkpoints(std::string
 
 Result<UserBalance> SqliteLedgerStore::credit_user(std::string_view user, int64_t amount,
                                                    int64_t now_ms) {
+  ++credits_;  // even if it fails: a cached balance is only ever re-read
   auto tx = sqlite::Tx::begin(db_);
   if (!tx.ok()) return tx.status();
   auto cur = user_balance(user);
@@ -588,6 +589,12 @@ Result<int64_t> SqliteLedgerStore::balance_of(int64_t user_id) {
   if (!step.ok()) return step.status();
   if (*step != sqlite::Step::row) return error(Errc::not_found, "no user #" + std::to_string(user_id));
   return st->column_int64(0);
+}
+
+Result<BalancesVersion> SqliteLedgerStore::balances_version(uint64_t tick) {
+  auto v = db_.data_version(tick);
+  if (!v.ok()) return v.status();
+  return BalancesVersion{*v, credits_};
 }
 
 Result<std::vector<UserBalance>> SqliteLedgerStore::balances() {

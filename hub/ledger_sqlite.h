@@ -49,6 +49,7 @@ class SqliteLedgerStore final : public LedgerStore {
   Result<UserBalance> credit_user(std::string_view user, int64_t amount, int64_t now_ms) override;
   Result<std::optional<UserBalance>> user_balance(std::string_view user) override;
   Result<int64_t> balance_of(int64_t user_id) override;
+  Result<BalancesVersion> balances_version(uint64_t tick) override;
   Result<std::vector<UserBalance>> balances() override;
 
   sqlite::Db& db() noexcept { return db_; }
@@ -58,6 +59,7 @@ class SqliteLedgerStore final : public LedgerStore {
   Result<ChainInfo> chain_in_tx(const std::string& agent);
 
   sqlite::Db db_;  // hot statements live in its prepare_cached() cache
+  uint64_t credits_ = 0;  // credit_user() calls, for balances_version()
 };
 
 // The canonical text of a price table, as stored per version (one line per

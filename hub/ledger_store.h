@@ -85,6 +85,15 @@ struct UserBalance {
   uint64_t requests = 0;          // settled entries
 };
 
+struct BalancesVersion {
+  int64_t data_version = -1;
+  uint64_t credits = 0;
+  bool operator==(const BalancesVersion& o) const noexcept {
+    return data_version == o.data_version && credits == o.credits;
+  }
+  bool operator!=(const BalancesVersion& o) const noexcept { return !(*this == o); }
+};
+
 class LedgerStore {
  public:
   virtual ~LedgerStore() = default;
@@ -130,6 +139,10 @@ class LedgerStore {
   virtual Result<std::optional<UserBalance>> user_balance(std::string_view user) = 0;
   // Balance by id (the request path); Errc::not_found for an unknown id.
   virtual Result<int64_t> balance_of(int64_t user_id) = 0;
+  // Changes whenever a balance may have changed other than by this store's
+  // settle(): a commit by another process (seen once per `tick` at most,
+  // sqlite::Db::data_version) or a credit_user() through this store.
+  virtual Result<BalancesVersion> balances_version(uint64_t tick) = 0;
   virtual Result<std::vector<UserBalance>> balances() = 0;
 };
 

@@ -250,24 +250,22 @@ Result<std::vector<TokenRecord>> UserStore::list_tokens(std::string_view user) {
   return out;
 }
 
-Status UserStore::check_data_version() {
-  auto st = db_.prepare_cached("PRAGMA data_version");
-  if (!st.ok()) return st.status();
-  auto step = st->step();
-  if (!step.ok()) return step.status();
-  const int64_t v = *step == sqlite::Step::row ? st->column_int64(0) : -1;
-  if (v != data_version_) {
+Status UserStore::check_data_version(std::optional<uint64_t> tick) {
+  auto v = tick ? db_.data_version(*tick) : db_.data_version();
+  if (!v.ok()) return v.status();
+  if (*v != data_version_) {
     cache_.clear();
-    data_version_ = v;
+    data_version_ = *v;
   }
   return Status::success();
 }
 
-Result<std::optional<TokenOwner>> UserStore::authenticate(std::string_view token) {
+Result<std::optional<TokenOwner>> UserStore::authenticate(std::string_view token,
+                                                           std::optional<uint64_t> tick) {
   if (!is_user_token(token)) return std::optional<TokenOwner>();
   const crypto::Sha256 digest = crypto::sha256(token);
   const std::string key(crypto::as_view(digest));
-  TG_TRY(check_data_version());
+  TG_TRY(check_data_version(tick));
   if (auto it = cache_.find(key); it != cache_.end()) return std::optional<TokenOwner>(it->second);
 
   const std::string hex = crypto::hex_encode(crypto::as_view(digest));

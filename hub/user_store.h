@@ -97,7 +97,11 @@ class UserStore {
   // or revoked one. Looks the token up by its SHA-256 and compares the hash
   // in constant time; answers from a cache while no other connection has
   // written to the database.
-  Result<std::optional<TokenOwner>> authenticate(std::string_view token);
+  // With `tick` (the event loop's milliseconds), the check for other
+  // processes' changes is shared by every request of that tick
+  // (sqlite::Db::data_version); without, it runs on every call.
+  Result<std::optional<TokenOwner>> authenticate(std::string_view token,
+                                                 std::optional<uint64_t> tick = std::nullopt);
 
   sqlite::Db& db() noexcept { return db_; }
 
@@ -105,7 +109,7 @@ class UserStore {
   explicit UserStore(sqlite::Db db) : db_(std::move(db)) {}
   Result<std::optional<UserRecord>> find_user(std::string_view name);
   // Empties the cache if another connection committed since the last call.
-  Status check_data_version();
+  Status check_data_version(std::optional<uint64_t> tick);
 
   sqlite::Db db_;
   int64_t data_version_ = -1;  // as last read; -1: never

@@ -71,6 +71,9 @@ struct Db::Conn {
   sqlite3* db = nullptr;
   std::string path;
   std::unordered_map<std::string, std::unique_ptr<Cached>> cache;
+  bool data_version_read = false;  // data_version holds a reading
+  uint64_t data_version_tick = 0;
+  int64_t data_version = 0;
 
   ~Conn() {
     for (auto& [sql, c] : cache) sqlite3_finalize(c->stmt);
@@ -188,6 +191,27 @@ Result<Stmt> Db::prepare(std::string_view sql) {
     }
   }
   return stmt;
+}
+
+Result<int64_t> Db::data_version() {
+  auto st = prepare_cached("PRAGMA data_version");
+  if (!st.ok()) return st.status();
+  auto step = st->step();
+  if (!step.ok()) return step.status();
+  if (*step != Step::row) return error(Errc::internal, "sqlite: PRAGMA data_version returned no row");
+  return st->column_int64(0);
+}
+
+Result<int64_t> Db::data_version(uint64_t tick) {
+  if (!handle()) return error(Errc::invalid_argument, "sqlite: data_version on a closed database");
+  Conn& c = *conn_;
+  if (c.data_version_read && c.data_version_tick == tick) return c.data_version;
+  auto v = data_version();
+  if (!v.ok()) return v.status();
+  c.data_version_read = true;
+  c.data_version_tick = tick;
+  c.data_version = *v;
+  return *v;
 }
 
 int64_t Db::changes() const noexcept { return handle() ? sqlite3_changes(handle()) : 0; }

@@ -68,6 +68,15 @@ class Db {
   // afresh for another (nested use is safe).
   Result<Stmt> prepare_cached(std::string_view sql);
 
+  // PRAGMA data_version: a number that changes when another connection (of
+  // this or any process) commits; this connection's own commits leave it.
+  // A reading costs a read transaction (its file locks); with `tick` (any
+  // clock of the caller's, e.g. the event loop's milliseconds) it is taken
+  // at most once per tick value and shared by every caller on the connection
+  // in that tick, so another process's commit is seen from the next tick on.
+  Result<int64_t> data_version();
+  Result<int64_t> data_version(uint64_t tick);
+
   // Rows changed by the last INSERT/UPDATE/DELETE on this connection.
   int64_t changes() const noexcept;
   int64_t last_insert_rowid() const noexcept;

@@ -289,6 +289,37 @@ TEST_F(BillingTest, BalanceUnderTheMinimumIsRefused) {
   EXPECT_NE(s.message().find("-0.000001"), std::string::npos) << s.message();
 }
 
+// Credits come from the CLI, another process: the balance cache notices
+// from the next loop tick (sqlite::Db::data_version).
+TEST_F(BillingTest, ACreditByAnotherProcessIsSeenFromTheNextTick) {
+  EXPECT_TRUE(billing->check_balance(user_id).ok());  // cached: 10 units
+  auto cli = SqliteLedgerStore::open(dir.file("hub.db"), false);
+  ASSERT_TRUE(cli.ok()) << cli.status().to_string();
+  ASSERT_TRUE((*cli)->credit_user("alice", -11 * billing::kMicrosPerUnit, 2).ok());
+  run_for(2);
+  Status s = billing->check_balance(user_id);
+  EXPECT_EQ(s.code(), Errc::limit) << s.to_string();
+  EXPECT_NE(s.message().find("-1.000000"), std::string::npos) << s.message();
+}
+
+// A settlement's debit (this process's own commit, which data_version does
+// not show) evicts the user's cached balance.
+TEST_F(BillingTest, ASettlementsDebitIsSeenByTheNextBalanceCheck) {
+  auto cli = SqliteLedgerStore::open(dir.file("hub.db"), false);
+  ASSERT_TRUE(cli.ok()) << cli.status().to_string();
+  ASSERT_TRUE((*cli)->credit_user("alice", -10 * billing::kMicrosPerUnit + 100, 2).ok());
+  run_for(2);
+  EXPECT_TRUE(billing->check_balance(user_id).ok());  // cached: 100 micro-units
+  Ticket* t = open("req-1");
+  answer(t);
+  billing->ended(t);
+  billing->on_claim(agent, claim("req-1", 8, 4, 30));  // costs 238
+  run_until([&] { return billing->settled_count() == 1; });
+  Status s = billing->check_balance(user_id);
+  EXPECT_EQ(s.code(), Errc::limit) << s.to_string();
+  EXPECT_NE(s.message().find("-0.000138"), std::string::npos) << s.message();
+}
+
 TEST_F(BillingTest, UnpricedModelCannotOpen) {
   auto only = billing::PriceTable::make(2, {{"gpt-cheap", billing::ModelPrice{1, 1, 1}}});
   ASSERT_TRUE(only.ok());

@@ -43,6 +43,26 @@ class SqliteTest : public ::testing::Test {
   std::string path_;
 };
 
+TEST_F(SqliteTest, DataVersionIsReadOncePerTickAndSharedByTheConnection) {
+  Db a = open_db();
+  Db other = open_db();
+  ASSERT_TRUE(a.exec("CREATE TABLE t (x INTEGER)").ok());
+  auto v0 = a.data_version(1);
+  ASSERT_TRUE(v0.ok()) << v0.status().to_string();
+  ASSERT_TRUE(a.exec("INSERT INTO t VALUES (1)").ok());  // its own commit: no change
+  EXPECT_EQ(*a.data_version(), *v0);
+  ASSERT_TRUE(other.exec("INSERT INTO t VALUES (2)").ok());
+  EXPECT_EQ(*a.data_version(1), *v0);  // the same tick: the same reading
+  Db shared = a.share();
+  EXPECT_EQ(*shared.data_version(1), *v0);  // shared by the connection's owners
+  auto v1 = a.data_version(2);
+  ASSERT_TRUE(v1.ok());
+  EXPECT_NE(*v1, *v0);  // the next tick reads again
+  EXPECT_EQ(*a.data_version(), *v1);
+  ASSERT_TRUE(other.exec("INSERT INTO t VALUES (3)").ok());
+  EXPECT_NE(*a.data_version(), *v1);  // without a tick: always read
+}
+
 // Statements currently prepared on the connection (cached ones included).
 int live_statements(const Db& db) {
   int n = 0;
