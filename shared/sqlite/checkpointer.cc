@@ -55,7 +55,14 @@ Checkpointer::~Checkpointer() {
 
 int Checkpointer::on_wal(void* self, sqlite3*, const char*, int pages) {
   auto* c = static_cast<Checkpointer*>(self);
-  if (pages >= c->pages_ && c->active_ && !c->job_) c->start();
+  // `pages` is the whole WAL. Under steady writes a run rarely ends with
+  // the WAL fully copied at the moment of a commit, so the WAL does not
+  // restart and stays over the threshold: counting it alone would start a
+  // run (two fsyncs) after every commit that follows one. Count the frames
+  // not yet copied instead (all of them once the WAL restarted).
+  const int64_t backlog =
+      pages >= c->stats_.last_log ? pages - c->stats_.last_copied : static_cast<int64_t>(pages);
+  if (backlog >= c->pages_ && c->active_ && !c->job_) c->start();
   return SQLITE_OK;
 }
 

@@ -5,9 +5,10 @@
 // that copy, milliseconds at a time (docs/BENCH.md, "Passthrough latency").
 // A Checkpointer turns the connection's automatic checkpoint off and runs
 // PASSIVE checkpoints instead on a connection of its own, in libuv's thread
-// pool, one at a time, once the WAL holds `pages` pages. PASSIVE never
-// blocks the loop's readers or writers; what it cannot copy now (a frame a
-// reader still needs) is copied by the next run. Should the checkpoint
+// pool, one at a time, once the WAL holds `pages` pages not yet copied
+// (each run fsyncs the WAL and the database: on flash, fewer is better).
+// PASSIVE never blocks the loop's readers or writers; what it cannot copy
+// now (a frame a reader still needs) is copied by the next run. Should the checkpoint
 // connection fail to open or a checkpoint fail, the connection's automatic
 // checkpoint comes back: the WAL never grows without bound.
 #pragma once

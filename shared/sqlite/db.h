@@ -23,6 +23,7 @@ namespace tg::sqlite {
 inline constexpr int kDefaultBusyTimeoutMs = 5000;
 inline constexpr size_t kMaxSqlBytes = 64 * 1024;  // one statement or script
 inline constexpr size_t kMaxCachedStatements = 64;  // per connection; more are prepared each time
+inline constexpr int64_t kWalSizeLimit = 4 * 1024 * 1024;  // -wal file size kept after a restart
 
 struct OpenOptions {
   bool create = true;      // create a missing file (mode 0600); false: missing is not_found
@@ -37,7 +38,8 @@ class Stmt;
 class Db {
  public:
   // Opens (or creates, with mode 0600) the database file `path` and sets
-  // journal_mode=WAL, synchronous=NORMAL, foreign_keys=ON and the busy timeout.
+  // journal_mode=WAL, synchronous=NORMAL, foreign_keys=ON, the busy timeout
+  // and journal_size_limit=kWalSizeLimit.
   // The -wal and -shm files SQLite creates inherit the file's mode.
   static Result<Db> open(const std::string& path, const OpenOptions& options = {});
 

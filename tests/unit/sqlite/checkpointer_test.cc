@@ -77,6 +77,33 @@ TEST_F(CheckpointerTest, CheckpointsRunInThePoolAndKeepTheWalBounded) {
   EXPECT_EQ(rows_seen_by_another_connection(), 400);
 }
 
+// A WAL that cannot restart (a reader holds an old snapshot) stays over the
+// threshold after a complete run: the next run waits for `pages` new frames
+// instead of starting (and fsyncing twice) after every commit.
+TEST_F(CheckpointerTest, AWalThatDoesNotRestartIsCheckpointedPerNewPagesNotPerCommit) {
+  Checkpointer ck(loop_, db_, 20);
+  for (int i = 0; i < 12; ++i) insert_row();  // about 24 pages: one run starts
+  ASSERT_TRUE(ck.running());
+  auto reader = Db::open(path_);
+  ASSERT_TRUE(reader.ok());
+  ASSERT_TRUE(reader->exec("BEGIN").ok());
+  auto st = reader->prepare("SELECT count(*) FROM t");
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE(st->step().ok());  // the reader's snapshot: all 12 rows, kept
+  ASSERT_TRUE(loop_.run_until([&] { return !ck.running(); }, kWaitMs));
+  ASSERT_EQ(ck.stats().runs, 1u);
+  ASSERT_GE(ck.stats().last_copied, 20);
+  insert_row();  // the WAL keeps growing (no restart) and is over 20 pages
+  EXPECT_FALSE(ck.running()) << "a run for " << ck.stats().last_log - ck.stats().last_copied
+                             << " new pages";
+  for (int i = 0; i < 12 && !ck.running(); ++i) insert_row();
+  EXPECT_TRUE(ck.running()) << "no run after 20+ new pages";
+  ASSERT_TRUE(loop_.run_until([&] { return !ck.running(); }, kWaitMs));
+  EXPECT_EQ(ck.stats().runs, 2u);
+  st = Stmt();
+  ASSERT_TRUE(reader->exec("COMMIT").ok());
+}
+
 TEST_F(CheckpointerTest, TheConnectionNoLongerCheckpointsItself) {
   // A threshold never reached: no run starts, and SQLite's automatic
   // checkpoint (at 1000 pages) is off, so the WAL only grows.

@@ -63,6 +63,21 @@ TEST_F(SqliteTest, DataVersionIsReadOncePerTickAndSharedByTheConnection) {
   EXPECT_NE(*a.data_version(), *v1);  // without a tick: always read
 }
 
+TEST_F(SqliteTest, AWalThatRestartsIsCutBackToTheSizeLimit) {
+  Db db = open_db();
+  ASSERT_TRUE(db.exec("PRAGMA wal_autocheckpoint=0; CREATE TABLE t (v BLOB)").ok());
+  for (int i = 0; i < 1400; ++i) {  // one 4000-byte row per commit: 5+ MiB of WAL
+    ASSERT_TRUE(db.exec("INSERT INTO t VALUES (zeroblob(4000))").ok());
+  }
+  struct stat st {};
+  ASSERT_EQ(::stat((path_ + "-wal").c_str(), &st), 0);
+  EXPECT_GT(st.st_size, kWalSizeLimit);
+  ASSERT_TRUE(db.exec("PRAGMA wal_checkpoint(PASSIVE)").ok());  // all copied
+  ASSERT_TRUE(db.exec("INSERT INTO t VALUES (1)").ok());  // the WAL restarts
+  ASSERT_EQ(::stat((path_ + "-wal").c_str(), &st), 0);
+  EXPECT_LE(st.st_size, kWalSizeLimit);
+}
+
 // Statements currently prepared on the connection (cached ones included).
 int live_statements(const Db& db) {
   int n = 0;
