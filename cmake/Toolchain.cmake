@@ -31,6 +31,25 @@ if(TG_FUZZ)
   add_link_options(-fsanitize=address,undefined)
 endif()
 
+# TG_EXCEPTIONS off (the default): C++ is compiled with -fno-exceptions.
+# Nothing here throws or catches: errors travel as Status/Result, and an
+# exception escaping a callback aborted the daemon anyway
+# (detail::run_guarded, shared/core/loop.h); the standard library still
+# calls std::terminate where it would throw (bad_alloc). Without the
+# exception tables and landing pads the stripped x86_64 agent is 10 % smaller
+# (docs/BENCH.md, "Agent footprint").
+if(NOT TG_EXCEPTIONS)
+  add_compile_options($<$<COMPILE_LANGUAGE:CXX>:-fno-exceptions>)
+endif()
+
+# TG_UNWIND_TABLES off: no .eh_frame either (7 % more). Without exceptions
+# only a backtrace needs them: gdb reads the debug info of an unstripped
+# build, ASan unwinds by frame pointers. The device ports turn them off
+# (ports/cmake/debian-cross.cmake); native builds keep them.
+if(NOT TG_UNWIND_TABLES AND NOT TG_EXCEPTIONS AND NOT TG_SANITIZE AND NOT TG_FUZZ)
+  add_compile_options(-fno-asynchronous-unwind-tables -fno-unwind-tables)
+endif()
+
 # TG_GC_SECTIONS: every function and object in a section of its own, and the
 # linker keeps only the sections reachable from the program: unused code of
 # our libraries (a program links only part of shared/) is dropped. The agent

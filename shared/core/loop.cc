@@ -122,13 +122,8 @@ void Timer::unref() noexcept { uv_unref(reinterpret_cast<uv_handle_t*>(handle_))
 void Timer::on_timer(uv_timer_t* h) noexcept {
   auto* self = static_cast<Timer*>(h->data);
   if (!self || !self->cb_) return;
-  try {
-    // The callback may destroy or re-arm this Timer: run it from a copy.
-    auto cb = self->cb_;
-    cb();
-  } catch (...) {
-    detail::fatal_exception("Timer callback");
-  }
+  // The callback may destroy or re-arm this Timer: run it from a copy.
+  detail::run_guarded("Timer callback", [cb = self->cb_] { cb(); });
 }
 
 // ---- Signal ----
@@ -152,12 +147,7 @@ void Signal::unref() noexcept { uv_unref(reinterpret_cast<uv_handle_t*>(handle_)
 void Signal::on_signal(uv_signal_t* h, int signum) noexcept {
   auto* self = static_cast<Signal*>(h->data);
   if (!self || !self->cb_) return;
-  try {
-    auto cb = self->cb_;
-    cb(signum);
-  } catch (...) {
-    detail::fatal_exception("Signal callback");
-  }
+  detail::run_guarded("Signal callback", [cb = self->cb_, signum] { cb(signum); });
 }
 
 int64_t unix_now_ms() noexcept {

@@ -58,6 +58,22 @@ void close_and_free(H* h) noexcept {
            [](uv_handle_t* hh) { delete static_cast<H*>(static_cast<void*>(hh)); });
 }
 [[noreturn]] void fatal_exception(const char* where) noexcept;
+// Runs a user callback from a libuv callback: an exception escaping it
+// aborts with `where` in the log. Built with -fno-exceptions (TG_EXCEPTIONS
+// off) nothing can be thrown, and it only runs the callback.
+template <typename F>
+void run_guarded(const char* where, F&& f) noexcept {
+#if defined(__cpp_exceptions)
+  try {
+    f();
+  } catch (...) {
+    fatal_exception(where);
+  }
+#else
+  (void)where;
+  f();
+#endif
+}
 }  // namespace detail
 
 // One-shot or repeating timer. The callback runs on the loop, never inside

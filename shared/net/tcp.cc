@@ -352,11 +352,8 @@ void TcpListener::on_connection(uv_stream_t* server, int status) noexcept {
   Status s = apply_tcp_options(client, self->opts_);
   if (!s.ok()) TG_WARN("tcp", "socket options on accepted connection: %s", s.message().c_str());
   StreamPtr stream(new TcpStream(client));
-  try {
-    self->on_accept_(std::move(stream));
-  } catch (...) {
-    detail::fatal_exception("TcpListener accept callback");
-  }
+  detail::run_guarded("TcpListener accept callback",
+                      [&] { self->on_accept_(std::move(stream)); });
 }
 
 // ---- TcpConnector ----
@@ -424,11 +421,7 @@ struct TcpConnector::Op {
     DoneFn cb = std::move(done);
     outstanding++;  // keep ourselves alive across the callback
     if (o && cb) {
-      try {
-        cb(std::move(result));
-      } catch (...) {
-        detail::fatal_exception("TcpConnector callback");
-      }
+      detail::run_guarded("TcpConnector callback", [&] { cb(std::move(result)); });
     }
     outstanding--;
     maybe_free();
