@@ -5,12 +5,16 @@
 // that copy, milliseconds at a time (docs/BENCH.md, "Passthrough latency").
 // A Checkpointer turns the connection's automatic checkpoint off and runs
 // PASSIVE checkpoints instead on a connection of its own, in libuv's thread
-// pool, one at a time, once the WAL holds `pages` pages not yet copied
-// (each run fsyncs the WAL and the database: on flash, fewer is better).
-// PASSIVE never blocks the loop's readers or writers; what it cannot copy
-// now (a frame a reader still needs) is copied by the next run. Should the checkpoint
-// connection fail to open or a checkpoint fail, the connection's automatic
-// checkpoint comes back: the WAL never grows without bound.
+// pool, one at a time, once the WAL holds `pages` pages. PASSIVE never
+// blocks the loop's readers or writers; what it cannot copy now (a frame a
+// reader still needs) is copied by the next run. The WAL starts over only
+// when a run has copied everything before the next commit; under steady
+// writes that may never happen, so once the WAL holds kRestartFactor x
+// `pages` pages the next run is a RESTART checkpoint: the loop's next commit
+// waits (in its busy handler) while it copies the frames since the last run,
+// and then starts the WAL over. Should the checkpoint connection fail to
+// open or a checkpoint fail, the connection's automatic checkpoint comes
+// back.
 #pragma once
 
 #include <uv.h>
@@ -23,9 +27,12 @@
 namespace tg::sqlite {
 
 inline constexpr int kCheckpointPages = 1000;  // SQLite's own automatic threshold
+inline constexpr int kRestartFactor = 4;  // WAL over this x pages: the next run restarts it
+inline constexpr int kRestartWaitMs = 1000;  // how long a RESTART run waits for writers
 
 struct CheckpointStats {
-  uint64_t runs = 0;        // checkpoints finished (passive, in the thread pool)
+  uint64_t runs = 0;        // checkpoints finished (in the thread pool)
+  uint64_t restarts = 0;    // of which RESTART runs (the WAL was over kRestartFactor x pages)
   uint64_t failures = 0;    // checkpoints that failed (the automatic one took over)
   int64_t last_log = 0;     // WAL frames at the last run
   int64_t last_copied = 0;  // of which copied into the database
@@ -54,7 +61,7 @@ class Checkpointer {
   static void work(uv_work_t* req);
   static void run(Job* job);  // in the pool's thread
   static void after_work(uv_work_t* req, int status);
-  void start();
+  void start(bool restart);
   void finished(Job* job);
   void give_back(const std::string& why);
 
