@@ -17,6 +17,12 @@ constexpr const char* kSelectEntry =
     "SELECT agent, seq, request_id, model, input, cached, output, estimated, price_version, cost, "
     "tier_ppm, credit, time_ms, prev, hash FROM ledger";
 
+// The settled entry of one request: looked up per claim and per settle order.
+const std::string& select_entry_by_request() {
+  static const std::string sql = std::string(kSelectEntry) + " WHERE request_id = ?";
+  return sql;
+}
+
 constexpr const char* kSelectCheckpoint =
     "SELECT agent, seq, head, total_cost, total_credit, time_ms, sig FROM checkpoints";
 
@@ -310,8 +316,8 @@ Result<std::vector<Settled>> SqliteLedgerStore::settle(const std::vector<SettleO
   struct {
     sqlite::Stmt find_settled, insert_entry, upsert_chain, debit_user, end_pending;
   } st;
-  const std::pair<sqlite::Stmt*, std::string> statements[] = {
-      {&st.find_settled, std::string(kSelectEntry) + " WHERE request_id = ?"},
+  const std::pair<sqlite::Stmt*, std::string_view> statements[] = {
+      {&st.find_settled, select_entry_by_request()},
       {&st.insert_entry,
        "INSERT INTO ledger(agent, seq, request_id, model, input, cached, output, estimated, "
        "price_version, cost, tier_ppm, credit, time_ms, prev, hash, user_id) "
@@ -438,7 +444,7 @@ Result<std::vector<Settled>> SqliteLedgerStore::settle(const std::vector<SettleO
 }
 
 Result<std::optional<Settled>> SqliteLedgerStore::settled(std::string_view request_id) {
-  auto st = db_.prepare_cached(std::string(kSelectEntry) + " WHERE request_id = ?");
+  auto st = db_.prepare_cached(select_entry_by_request());
   if (!st.ok()) return st.status();
   TG_TRY(st->bind_text(1, request_id));
   auto step = st->step();

@@ -197,14 +197,18 @@ Result<Stmt> Db::prepare(std::string_view sql) {
   return stmt;
 }
 
-Result<int64_t> Db::data_version() {
-  auto st = prepare_cached("PRAGMA data_version");
+Result<int64_t> Db::pragma_int(std::string_view sql) {
+  auto st = prepare_cached(sql);
   if (!st.ok()) return st.status();
   auto step = st->step();
   if (!step.ok()) return step.status();
-  if (*step != Step::row) return error(Errc::internal, "sqlite: PRAGMA data_version returned no row");
+  if (*step != Step::row) {
+    return error(Errc::internal, "sqlite: '" + std::string(sql) + "' returned no row");
+  }
   return st->column_int64(0);
 }
+
+Result<int64_t> Db::data_version() { return pragma_int("PRAGMA data_version"); }
 
 Result<int64_t> Db::data_version(uint64_t tick) {
   if (!handle()) return error(Errc::invalid_argument, "sqlite: data_version on a closed database");
@@ -224,14 +228,7 @@ int64_t Db::last_insert_rowid() const noexcept {
   return handle() ? sqlite3_last_insert_rowid(handle()) : 0;
 }
 
-Result<int64_t> Db::user_version() {
-  auto stmt = prepare("PRAGMA user_version");
-  if (!stmt.ok()) return stmt.status();
-  auto step = stmt->step();
-  if (!step.ok()) return step.status();
-  if (*step != Step::row) return error(Errc::internal, "sqlite: PRAGMA user_version gave no row");
-  return stmt->column_int64(0);
-}
+Result<int64_t> Db::user_version() { return pragma_int("PRAGMA user_version"); }
 
 // ---- Stmt ----
 

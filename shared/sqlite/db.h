@@ -90,6 +90,8 @@ class Db {
  private:
   struct Conn;
   Status error_of(int rc, const char* op, std::string_view sql) const;
+  // Runs a PRAGMA that answers one integer (a cached statement).
+  Result<int64_t> pragma_int(std::string_view sql);
   std::shared_ptr<Conn> conn_;
 };
 
