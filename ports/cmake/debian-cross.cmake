@@ -11,6 +11,8 @@ endif()
 # The device ports leave out .eh_frame unwind tables (cmake/Toolchain.cmake,
 # TG_UNWIND_TABLES): 7 % of the agent's size. -DTG_UNWIND_TABLES=ON keeps them.
 set(TG_UNWIND_TABLES OFF CACHE BOOL "Keep .eh_frame unwind tables")
+# Link-time optimisation of the two programs (cmake/Toolchain.cmake, TG_LTO).
+set(TG_LTO ON CACHE BOOL "Link the two programs with link-time optimisation")
 
 set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR ${TG_CROSS_PROCESSOR})
