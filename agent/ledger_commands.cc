@@ -4,7 +4,6 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <map>
 #include <memory>
 #include <string>
@@ -12,6 +11,7 @@
 #include "agent/config.h"
 #include "agent/ledger_mirror.h"
 #include "shared/billing/money.h"
+#include "shared/cli/output.h"
 #include "shared/crypto/hash.h"
 #include "shared/ledger/chain.h"
 #include "shared/ledger/export.h"
@@ -53,15 +53,6 @@ Result<std::unique_ptr<LedgerMirror>> open_mirror(const cli::Parsed& args) {
                                                      "(the agent creates it on its first run)");
   }
   return m;
-}
-
-std::string time_text(int64_t ms) {
-  time_t secs = static_cast<time_t>(ms / 1000);
-  tm t{};
-  if (!gmtime_r(&secs, &t)) return "?";
-  char buf[32];
-  if (std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &t) == 0) return "?";
-  return buf;
 }
 
 int ledger_verify(const cli::Parsed& args) {
@@ -218,7 +209,7 @@ int ledger_show(const cli::Parsed& args) {
   for (const StoredEntry& s : *entries) {
     const ledger::Entry& e = s.entry;
     std::printf("%-8llu %-20s %-34s %-24s %10llu %10llu %14s %14s  %s%s\n",
-                static_cast<unsigned long long>(e.seq), time_text(e.time_ms).c_str(),
+                static_cast<unsigned long long>(e.seq), cli::utc_time(e.time_ms).c_str(),
                 e.request_id.c_str(), e.model.c_str(),
                 static_cast<unsigned long long>(e.input + e.cached),
                 static_cast<unsigned long long>(e.output), billing::format_amount(e.cost).c_str(),
@@ -246,14 +237,14 @@ int ledger_show(const cli::Parsed& args) {
       std::printf("unsettled %s %s in=%llu out=%llu%s (finished %s)\n", o.request_id.c_str(),
                   o.model.c_str(), static_cast<unsigned long long>(o.usage.input + o.usage.cached),
                   static_cast<unsigned long long>(o.usage.output), o.usage.estimated ? " estimated" : "",
-                  time_text(o.finished_ms).c_str());
+                  cli::utc_time(o.finished_ms).c_str());
     }
   }
   auto cps = mirror.checkpoints();
   if (cps.ok() && !cps->empty()) {
     const MirrorCheckpoint& c = cps->back();
     std::printf("last checkpoint #%llu at %s: cost %s, credit %s, signed by %s\n",
-                static_cast<unsigned long long>(c.checkpoint.seq), time_text(c.checkpoint.time_ms).c_str(),
+                static_cast<unsigned long long>(c.checkpoint.seq), cli::utc_time(c.checkpoint.time_ms).c_str(),
                 billing::format_amount(c.checkpoint.total_cost).c_str(),
                 billing::format_amount(c.checkpoint.total_credit).c_str(),
                 crypto::base64_encode(std::string_view(reinterpret_cast<const char*>(c.hub_key.data()), 32)).c_str());

@@ -1,10 +1,10 @@
 #include "hub/command_util.h"
 
 #include <cstdio>
-#include <ctime>
 
 #include "hub/agent_commands.h"
 #include "hub/config.h"
+#include "shared/cli/output.h"
 
 namespace tg::hub {
 
@@ -33,13 +33,7 @@ bool only_options(const cli::Parsed& args, std::initializer_list<const char*> al
 }
 
 std::string format_time(std::optional<int64_t> ms, const char* absent) {
-  if (!ms) return absent;
-  time_t secs = static_cast<time_t>(*ms / 1000);
-  tm t{};
-  if (!gmtime_r(&secs, &t)) return "?";
-  char buf[32];
-  if (std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &t) == 0) return "?";
-  return buf;
+  return ms ? cli::utc_time(*ms) : absent;
 }
 
 Result<std::string> database_path(const cli::Parsed& args) {
