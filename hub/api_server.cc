@@ -851,6 +851,7 @@ ApiServer::ApiServer(uv_loop_t* loop, const ApiSettings& settings, TunnelServer*
       listener_(loop),
       reap_timer_(loop) {
   created_s_ = unix_now_ms() / 1000;
+  if (billing_) router_.set_admit([b = billing_](const std::string& agent) { return b->takes_calls(agent); });
 }
 
 ApiServer::~ApiServer() {

@@ -280,6 +280,12 @@ void Billing::reject(const std::string& agent, const std::string& request_id,
 }
 
 void Billing::on_claim(const std::string& agent, const tunnel::Claim& c) {
+  if (blocked(agent)) {
+    // No answer: the claim stays in the agent's outbox for a later tunnel.
+    TG_DEBUG(kLog, "claim %s: agent %s's chain disagrees with the hub's; not settled",
+             c.request_id.c_str(), agent.substr(0, 12).c_str());
+    return;
+  }
   auto it = tickets_.find(c.request_id);
   if (it != tickets_.end()) {
     Ticket* t = it->second.get();
@@ -429,6 +435,13 @@ void Billing::flush() {
   if (queue_.empty()) return;
   std::vector<SettleOrder> batch;
   batch.swap(queue_);
+  // Orders for an agent whose chain disagrees wait (calls routed in the
+  // moment between its register and its sync).
+  auto held = std::stable_partition(batch.begin(), batch.end(),
+                                    [this](const SettleOrder& o) { return !blocked(o.agent); });
+  for (auto it = held; it != batch.end(); ++it) queue_.push_back(std::move(*it));
+  batch.erase(held, batch.end());
+  if (batch.empty()) return;
   // The debits below change these balances (whether or not they commit,
   // the next check reads them again).
   for (const SettleOrder& o : batch) {
@@ -533,26 +546,58 @@ void Billing::maybe_checkpoint(const std::string& agent, bool force) {
   (void)send_(agent, m);
 }
 
-void Billing::on_sync(const std::string& agent, const tunnel::Sync& s) {
+Result<std::string> Billing::chain_conflict(const std::string& agent, const tunnel::Sync& s) {
   auto chain = store_->chain(agent);
-  if (!chain.ok()) {
-    TG_ERROR(kLog, "sync from %s: %s", agent.substr(0, 12).c_str(), chain.status().to_string().c_str());
-    return;
-  }
+  if (!chain.ok()) return chain.status();
   if (s.seq > chain->seq) {
-    TG_ERROR(kLog,
-             "agent %s holds %llu ledger entries, the hub only %llu: the hub lost settlements; "
-             "restore them with 'tokengo-hub ledger import' from the agent's 'ledger export'",
-             agent.substr(0, 12).c_str(), static_cast<unsigned long long>(s.seq),
-             static_cast<unsigned long long>(chain->seq));
-    return;
+    return "it holds " + std::to_string(s.seq) + " ledger entries, the hub only " +
+           std::to_string(chain->seq) +
+           ": the hub lost settlements; restore them with 'tokengo-hub ledger import' from the "
+           "agent's 'ledger export'";
   }
   if (s.seq > 0) {
     auto at = store_->entries(agent, s.seq - 1, 1);
-    if (!at.ok() || at->empty() || ledger::hash(at->front()) != s.head) {
-      TG_ERROR(kLog, "agent %s's ledger differs from the hub's at entry %llu: the chains diverged",
-               agent.substr(0, 12).c_str(), static_cast<unsigned long long>(s.seq));
-      return;
+    if (!at.ok()) return at.status();
+    if (at->empty() || ledger::hash(at->front()) != s.head) {
+      return "its ledger entry " + std::to_string(s.seq) +
+             " differs from the hub's: the chains diverged (compare 'tokengo-agent ledger export' "
+             "with the hub's entries)";
+    }
+  }
+  return std::string();
+}
+
+bool Billing::blocked(const std::string& agent) const {
+  auto it = books_.find(agent);
+  return it != books_.end() && it->second.ledger_blocked;
+}
+
+bool Billing::takes_calls(const std::string& agent) const { return !blocked(agent); }
+
+void Billing::on_sync(const std::string& agent, const tunnel::Sync& s) {
+  auto conflict = chain_conflict(agent, s);
+  if (!conflict.ok()) {
+    TG_ERROR(kLog, "sync from %s: %s", agent.substr(0, 12).c_str(),
+             conflict.status().to_string().c_str());
+    return;
+  }
+  AgentBook& book = books_[agent];
+  book.synced = s;
+  if (!conflict->empty()) {
+    if (!book.ledger_blocked) {
+      TG_ERROR(kLog, "agent %s: %s; it gets no calls and nothing is settled for it until the "
+               "chains agree", agent.substr(0, 12).c_str(), conflict->c_str());
+    }
+    book.ledger_blocked = true;
+    return;
+  }
+  if (book.ledger_blocked) {
+    TG_INFO(kLog, "agent %s: its ledger agrees with the hub's again; it takes calls",
+            agent.substr(0, 12).c_str());
+    book.ledger_blocked = false;
+    // Orders held for it (flush) go with the next batch.
+    if (!queue_.empty() && !flush_timer_.active()) {
+      flush_timer_.start(settings_.settle_delay_ms, 0, [this] { on_flush_timer(); });
     }
   }
   auto missing = store_->entries(agent, s.seq, kSyncBatch);
@@ -609,6 +654,13 @@ Result<uint32_t> Billing::tier_of(const std::string& agent) {
 
 void Billing::on_sweep() {
   const uint64_t now = uv_now(loop_);
+  // Blocked agents: compare again (a 'ledger import' by another process
+  // may have restored what the hub lacked).
+  std::vector<std::string> recheck;
+  for (const auto& [agent, book] : books_) {
+    if (book.ledger_blocked) recheck.push_back(agent);
+  }
+  for (const std::string& agent : recheck) on_sync(agent, books_[agent].synced);
   // Tickets whose linger or claim wait ran out.
   std::vector<Ticket*> due;
   for (auto& [id, t] : tickets_) {
@@ -631,6 +683,7 @@ void Billing::on_sweep() {
     } else {
       for (const PendingRequest& p : *rows) {
         if (tickets_.count(p.request_id)) continue;  // still metered here
+        if (blocked(p.agent)) continue;               // kept until the chains agree
         bool queued = false;
         for (const SettleOrder& o : queue_) queued = queued || o.request_id == p.request_id;
         if (queued) continue;

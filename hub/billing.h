@@ -127,11 +127,21 @@ class Billing {
 
   // From the agent's tunnel.
   void on_claim(const std::string& agent, const tunnel::Claim& c);
+  // Compares the agent's chain head with the hub's. An agent that holds
+  // entries the hub lacks (the hub lost settlements: restored from an older
+  // backup) or whose entry at its head differs gets no more calls, and
+  // nothing more is settled into its chain: its claims wait in its outbox
+  // and its pending rows stay. Settling on would fork the chain, which
+  // `tokengo-hub ledger import` could then no longer mend. Every sweep
+  // compares again, so the import (by another process) lifts the block.
   void on_sync(const std::string& agent, const tunnel::Sync& s);
   void on_ack(const std::string& agent, const tunnel::Ack& a);
   // The agent registered: sends it the current prices.
   void agent_online(const std::string& agent);
   const crypto::PublicKey& ledger_public_key() const noexcept { return ledger_key_->public_key(); }
+  // Whether calls may be routed to `agent`: false while its chain disagrees
+  // with the hub's (on_sync).
+  bool takes_calls(const std::string& agent) const;
 
   // Counters for tests and logs.
   uint64_t settled_count() const noexcept { return settled_total_; }
@@ -156,6 +166,10 @@ class Billing {
   void send_prices_if_needed(const std::string& agent, uint64_t version);
   void maybe_checkpoint(const std::string& agent, bool force);
   void on_sweep();
+  // The block of on_sync: why the agent's chain (head `s`) disagrees with
+  // the hub's (empty: it agrees), or a storage error.
+  Result<std::string> chain_conflict(const std::string& agent, const tunnel::Sync& s);
+  bool blocked(const std::string& agent) const;
   Result<uint32_t> tier_of(const std::string& agent);
 
   uv_loop_t* loop_;
@@ -183,6 +197,8 @@ class Billing {
     uint64_t head_seq = 0;                     // last settled seq seen here
     uint64_t last_reject_log_ms = 0;           // claim refusals are logged once a second
     uint64_t rejects_unlogged = 0;
+    bool ledger_blocked = false;               // the agent's chain disagrees (on_sync)
+    tunnel::Sync synced;                       // the agent's last reported head
   };
   std::unordered_map<std::string, AgentBook> books_;
   struct TierCache {

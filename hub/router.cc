@@ -86,7 +86,7 @@ Result<Route> Router::open(const tunnel::Call& call, tunnel::ChannelHandler* han
   ready.reserve(all.size());
   std::vector<Tunnels::Entry*> penalised;
   for (Tunnels::Entry* e : all) {
-    if (!usable(e)) continue;
+    if (!usable(e) || (admit_ && !admit_(e->pubkey))) continue;
     if (std::find(exclude.begin(), exclude.end(), e->pubkey) != exclude.end()) continue;
     (healthy(e, call.model, now) ? ready : penalised).push_back(e);
   }
@@ -180,7 +180,8 @@ bool Router::has_candidate(std::string_view model, const std::vector<std::string
   const uint64_t now = uv_now(loop_);
   bool any = false;
   for (const Tunnels::Entry* e : tunnels_.tunnels_for(model)) {
-    if (!usable(e) || std::find(exclude.begin(), exclude.end(), e->pubkey) != exclude.end()) continue;
+    if (!usable(e) || (admit_ && !admit_(e->pubkey))) continue;
+    if (std::find(exclude.begin(), exclude.end(), e->pubkey) != exclude.end()) continue;
     if (healthy(e, model, now)) return true;
     any = true;
   }

@@ -70,6 +70,8 @@ class Router {
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
 
+  // Agents for which `admit` answers false get no call (Billing::takes_calls).
+  void set_admit(std::function<bool(const std::string& agent)> admit) { admit_ = std::move(admit); }
   // Starts the periodic sweep that learns registered models.
   void start();
   void stop() noexcept;
@@ -114,6 +116,7 @@ class Router {
   uv_loop_t* loop_;
   Tunnels& tunnels_;
   uint64_t penalty_ms_;
+  std::function<bool(const std::string& agent)> admit_;
   std::unordered_map<std::string, Health> health_;
   Timer sweep_timer_;
   std::unordered_set<std::string> known_;

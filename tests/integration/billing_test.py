@@ -221,6 +221,11 @@ def case_rebuild_from_edge_restores_what_the_hub_lost(w):
     env["agent"].wait_for(r"tunnel ready: hub")
     w.hub.wait_for(r"the hub lost settlements")
     assert len(hub_chain(w, env["pubkey"])) == 3
+    # Until the import the agent gets no calls: an entry settled now would
+    # be the hub's entry 4, not the agent's, and fork the chain for good.
+    status, _, body = post(api, "/v1/chat/completions", chat("fake-echo"), tok)
+    assert status == 503, (status, body)
+    assert len(hub_chain(w, env["pubkey"])) == 3
     with open(w.path("edge.jsonl"), "w") as f:
         f.write(agent_cli(w, env, "ledger", "export"))
     out = w.cli("ledger", "import", w.path("edge.jsonl"))
@@ -236,6 +241,19 @@ def case_rebuild_from_edge_restores_what_the_hub_lost(w):
     assert u["requests"] == 3, u
     # Importing twice changes nothing.
     assert "already holds" in w.cli("ledger", "import", w.path("edge.jsonl"))
+    # The running hub sees the chains agree again (its sweep compares them)
+    # and routes calls to the agent; they extend the one chain.
+    w.hub.wait_for(r"its ledger agrees with the hub's again")
+    assert post(api, "/v1/chat/completions", chat("fake-echo"), tok)[0] == 200
+    wait_settled(w, env, "alice", 4)
+    deadline = time.monotonic() + SETTLE_WAIT
+    while agent_verify(w, env)["entries"] < 7:
+        assert time.monotonic() < deadline, agent_verify(w, env)
+        time.sleep(0.1)
+    mine = [(e["seq"], e["request_id"], e["cost"], e["credit"], e["hash"].upper()) for e in export(w, env)]
+    assert len(mine) == 7 and mine == hub_chain(w, env["pubkey"]), mine
+    a = agent_verify(w, env)
+    assert a["ok"] and a["disputed"] == 0, a
 
 
 def case_sighup_reloads_prices_without_repricing(w):

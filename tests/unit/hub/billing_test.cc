@@ -110,6 +110,20 @@ class BillingTest : public ::testing::Test {
     return c;
   }
 
+  // Requests req-1..req-n answered, ended and claimed (8/4/30 tokens), then
+  // waits until all n are settled.
+  void settle_requests(int n) {
+    const uint64_t before = billing->settled_count();
+    for (int i = 1; i <= n; ++i) {
+      const std::string id = "req-" + std::to_string(i);
+      Ticket* t = open(id);
+      answer(t);
+      billing->ended(t);
+      billing->on_claim(agent, claim(id, 8, 4, 30));
+    }
+    run_until([&] { return billing->settled_count() == before + static_cast<uint64_t>(n); });
+  }
+
   testing::TempDir dir;
   Loop loop;
   std::unique_ptr<SqliteLedgerStore> store;
@@ -230,14 +244,7 @@ TEST_F(BillingTest, UnclaimedLostStreamSettlesTheHubsReadingAfterTheGrace) {
 }
 
 TEST_F(BillingTest, CheckpointsAreSignedEveryNEntries) {
-  for (int i = 1; i <= 4; ++i) {
-    const std::string id = "req-" + std::to_string(i);
-    Ticket* t = open(id);
-    answer(t);
-    billing->ended(t);
-    billing->on_claim(agent, claim(id, 8, 4, 30));
-  }
-  run_until([&] { return billing->settled_count() == 4; });
+  settle_requests(4);
   auto cps = sent_of<tunnel::Checkpoint>();
   ASSERT_FALSE(cps.empty());
   const tunnel::Checkpoint& last = cps.back();
@@ -258,14 +265,7 @@ TEST_F(BillingTest, CheckpointsAreSignedEveryNEntries) {
 
 TEST_F(BillingTest, SyncSendsWhatTheAgentMissed) {
   online = false;  // the agent is away while two requests settle
-  for (int i = 1; i <= 2; ++i) {
-    const std::string id = "req-" + std::to_string(i);
-    Ticket* t = open(id);
-    answer(t);
-    billing->ended(t);
-    billing->on_claim(agent, claim(id, 8, 4, 30));
-  }
-  run_until([&] { return billing->settled_count() == 2; });
+  settle_requests(2);
   online = true;
   sent.clear();
   billing->agent_online(agent);
@@ -277,6 +277,91 @@ TEST_F(BillingTest, SyncSendsWhatTheAgentMissed) {
   EXPECT_EQ(st[1].seq, 2u);
   EXPECT_EQ(st[1].prev, st[0].hash);
   ASSERT_FALSE(sent_of<tunnel::Prices>().empty());
+}
+
+// A hub restored from an older backup lacks entries its agent holds.
+// Settling on would fork the chain ('ledger import' could not mend it), so
+// the agent gets no calls and nothing is settled for it until the hub holds
+// the same chain: the sweep compares again and lifts the block.
+TEST_F(BillingTest, AnAgentAheadOfTheHubGetsNoCallsUntilTheChainsAgree) {
+  online = false;
+  settle_requests(2);
+  auto held = store->entries(agent, 0, 10);
+  ASSERT_TRUE(held.ok() && held->size() == 2u);
+
+  // The restored hub: a database without those two entries.
+  auto users = UserStore::open(dir.file("restored.db"));
+  ASSERT_TRUE(users.ok());
+  auto opened = SqliteLedgerStore::open(dir.file("restored.db"));
+  ASSERT_TRUE(opened.ok()) << opened.status().to_string();
+  std::unique_ptr<SqliteLedgerStore> restored = std::move(*opened);
+  std::vector<tunnel::Message> to_agent;  // what the restored hub sent
+  Billing hub(
+      loop, settings, restored.get(), prices(), &key,
+      [&to_agent](const std::string&, const tunnel::Message& m) {
+        to_agent.push_back(m);
+        return true;
+      },
+      [](const std::string&) -> Result<uint32_t> { return kTier; });
+  ASSERT_TRUE(hub.start().ok());
+  tunnel::Sync s;
+  s.seq = 2;
+  s.head = ledger::hash(held->back());
+  hub.on_sync(agent, s);
+  EXPECT_FALSE(hub.takes_calls(agent));
+  EXPECT_TRUE(hub.takes_calls(other));
+  // Its outbox claims are left unanswered (they stay in the outbox).
+  hub.on_claim(agent, claim("req-3", 8, 4, 30));
+  run_for(50);
+  EXPECT_TRUE(to_agent.empty());
+  EXPECT_EQ(hub.settled_count(), 0u);
+  // Still blocked after a sweep with nothing changed.
+  run_for(kSweepMs + 100);
+  EXPECT_FALSE(hub.takes_calls(agent));
+
+  // 'ledger import' (another process) restores the two entries.
+  std::vector<SettleOrder> orders;
+  for (const ledger::Entry& e : *held) {
+    SettleOrder o;
+    o.request_id = e.request_id;
+    o.agent = agent;
+    o.model = e.model;
+    o.usage.input = e.input;
+    o.usage.cached = e.cached;
+    o.usage.output = e.output;
+    o.price_version = e.price_version;
+    o.cost = e.cost;
+    o.tier_ppm = e.tier_ppm;
+    o.credit = e.credit;
+    o.time_ms = e.time_ms;
+    orders.push_back(o);
+  }
+  auto other_process = SqliteLedgerStore::open(dir.file("restored.db"), false);
+  ASSERT_TRUE(other_process.ok());
+  auto imported = (*other_process)->settle(orders);
+  ASSERT_TRUE(imported.ok()) << imported.status().to_string();
+  ASSERT_EQ(imported->back().hash, s.head);
+  run_until([&] { return hub.takes_calls(agent); });
+  hub.stop();
+}
+
+TEST_F(BillingTest, AnAgentWhoseHeadDiffersGetsNoCalls) {
+  Ticket* t = open("req-1");
+  answer(t);
+  billing->ended(t);
+  billing->on_claim(agent, claim("req-1", 8, 4, 30));
+  run_until([&] { return billing->settled_count() == 1; });
+  tunnel::Sync s;
+  s.seq = 1;
+  s.head[0] = 1;  // not the hash of the hub's entry 1
+  billing->on_sync(agent, s);
+  EXPECT_FALSE(billing->takes_calls(agent));
+  // A later sync that agrees (the agent's operator restored its ledger).
+  auto held = store->entries(agent, 0, 1);
+  ASSERT_TRUE(held.ok() && held->size() == 1u);
+  s.head = ledger::hash(held->front());
+  billing->on_sync(agent, s);
+  EXPECT_TRUE(billing->takes_calls(agent));
 }
 
 TEST_F(BillingTest, BalanceUnderTheMinimumIsRefused) {
