@@ -50,6 +50,7 @@ config::Schema make_schema() {
       Key{"handshake_rate", Type::integer, "200", 1, 1000000, nullptr, nullptr},
       Key{"handshake_burst", Type::integer, "400", 1, 1000000, nullptr, nullptr},
       Key{"max_tunnels", Type::integer, "20000", 1, 1000000, nullptr, nullptr},
+      Key{"max_handshakes_per_address", Type::integer, "512", 0, 1000000, nullptr, nullptr},
       Key{"max_streams", Type::integer, "64", 1, tunnel::kMaxMaxStreams, nullptr, nullptr},
       Key{"window", Type::size, "256KiB", tunnel::kMinWindow, tunnel::kMaxWindow, nullptr, nullptr},
       Key{"write_high_water", Type::size, "1MiB", 64 * 1024, 256 * kMiB, nullptr, nullptr},
@@ -132,6 +133,7 @@ LoadResult finish(config::ParseResult parsed) {
   ts.handshake_rate = static_cast<uint32_t>(t.integer("handshake_rate"));
   ts.handshake_burst = static_cast<uint32_t>(t.integer("handshake_burst"));
   ts.max_tunnels = static_cast<uint32_t>(t.integer("max_tunnels"));
+  ts.max_handshakes_per_address = static_cast<uint32_t>(t.integer("max_handshakes_per_address"));
   ts.max_streams = static_cast<uint32_t>(t.integer("max_streams"));
   ts.window_bytes = t.size("window");
   ts.write_high_water = t.size("write_high_water");

@@ -23,6 +23,7 @@ struct TunnelSettings {
   uint32_t handshake_rate;        // new tunnels accepted per second (token bucket)
   uint32_t handshake_burst;       // bucket size
   uint32_t max_tunnels;           // concurrent tunnel connections
+  uint32_t max_handshakes_per_address;  // connections from one address not yet upgraded; 0 = none
   uint32_t max_streams;           // concurrent streams per tunnel
   uint64_t window_bytes;          // per-stream credit window
   uint64_t write_high_water;      // per-tunnel write queue before producers pause

@@ -439,6 +439,7 @@ Status TunnelServer::start(const net::HostPort& listen) {
   ho.body_timeout_ms = settings_.auth_timeout_ms;
   ho.linger_ms = kUpgradeLingerMs;
   ho.max_connections = settings_.max_tunnels;
+  ho.max_connections_per_address = settings_.max_handshakes_per_address;
   http_ = std::make_unique<http::Server>(loop_, static_cast<http::ServerHandler*>(this), ho);
 
   net::TcpOptions to;

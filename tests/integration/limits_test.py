@@ -61,11 +61,11 @@ def connect(port, source="127.0.0.1", timeout=WAIT):
     return s
 
 
-def tls_connect(port, timeout=WAIT):
+def tls_connect(port, timeout=WAIT, source="127.0.0.1"):
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))
     return ctx.wrap_socket(raw, server_hostname="localhost")
 
 
@@ -358,6 +358,22 @@ def case_tunnel_one_over_max_tunnels(w):
     setup(w)  # its agent holds the only tunnel
     assert refused_at_accept(w.port), "a second tunnel connection was accepted"
     w.hub.wait_for(r"refusing connections: max_tunnels reached")
+
+
+def case_tunnel_one_handshake_over_the_per_address_limit(w):
+    tunnel_keys(w, "max_handshakes_per_address = 2\n")
+    setup(w)  # the agent's tunnel, upgraded, no longer counts
+    upgrade = b"GET /tunnel HTTP/1.1\r\nhost: hub\r\n\r\n"
+    held = [tls_connect(w.port), tls_connect(w.port)]  # in TLS, no upgrade yet
+    time.sleep(0.3)
+    over = exchange(tls_connect(w.port), upgrade)
+    assert status_of(over) == 503, over[:200]
+    w.hub.wait_for(r"127\.0\.0\.1: over 2 connections from this address")
+    # Another address is not held back by this one.
+    other = exchange(tls_connect(w.port, source="127.0.0.2"), upgrade)
+    assert status_of(other) != 503, other[:200]
+    for s in held:
+        s.close()
 
 
 def case_tunnel_one_over_the_handshake_burst(w):

@@ -26,6 +26,8 @@ TEST(HubConfig, ExampleFileIsValidAndMatchesDefaults) {
   EXPECT_EQ(a.window_bytes, b.window_bytes);
   EXPECT_EQ(a.handshake_rate, b.handshake_rate);
   EXPECT_EQ(a.max_tunnels, b.max_tunnels);
+  EXPECT_EQ(a.max_handshakes_per_address, b.max_handshakes_per_address);
+  EXPECT_EQ(b.max_handshakes_per_address, 512u);
   EXPECT_EQ(file.config->agent_listen.port, empty.config->agent_listen.port);
   EXPECT_EQ(b.heartbeat_ms, 15000u);
   EXPECT_EQ(b.dead_after, 3u);
