@@ -907,7 +907,7 @@ void ApiServer::on_accept(net::StreamPtr tcp) {
 
 void ApiServer::on_request(http::Exchange& ex) noexcept {
   const http::RequestHead& req = ex.request();
-  const std::string id = crypto::random_id();
+  const std::string id = crypto::request_id(unix_now_ms());
   const std::string_view target = req.target;
   const std::string path(target.substr(0, target.find('?')));
   const Dialect dialect = dialect_for_path(path);

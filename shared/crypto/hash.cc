@@ -123,4 +123,12 @@ std::string random_id() {
   return hex_encode(std::string_view(reinterpret_cast<const char*>(raw), sizeof raw));
 }
 
+std::string request_id(int64_t unix_ms) {
+  uint8_t raw[16];
+  const uint64_t ms = static_cast<uint64_t>(unix_ms < 0 ? 0 : unix_ms) & 0xffffffffffffULL;
+  for (int i = 0; i < 6; ++i) raw[i] = static_cast<uint8_t>(ms >> (8 * (5 - i)));
+  random_bytes(raw + 6, sizeof raw - 6);
+  return hex_encode(std::string_view(reinterpret_cast<const char*>(raw), sizeof raw));
+}
+
 }  // namespace tg::crypto

@@ -47,8 +47,15 @@ std::string hex_encode(std::string_view bytes);
 Result<std::string> hex_decode(std::string_view text);
 
 void random_bytes(void* out, size_t n);
-// 128 random bits as 32 lowercase hex characters, for request ids.
+// 128 random bits as 32 lowercase hex characters.
 std::string random_id();
+// A request id: 32 lowercase hex characters, the first 12 the Unix time in
+// milliseconds (48 bits, so ids sort by creation time), the other 20 random
+// (80 bits). Time-ordered keys make the SQLite indexes keyed by request id
+// (the hub's pending rows and ledger, the agent's outbox and mirror) grow
+// at their right edge: the rows of one commit share a page instead of
+// dirtying a random page each (docs/BENCH.md, "Time-ordered request ids").
+std::string request_id(int64_t unix_ms);
 
 // The bytes of a fixed-size key, hash or signature, as a view.
 template <size_t N>

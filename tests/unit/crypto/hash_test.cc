@@ -1,5 +1,7 @@
 #include "shared/crypto/hash.h"
 
+#include <cstdio>
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -125,6 +127,22 @@ TEST(Random, IdIs32LowercaseHexAndVaries) {
   ASSERT_EQ(a.size(), 32u);
   EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos);
   EXPECT_NE(a, b);
+}
+
+TEST(Random, RequestIdStartsWithTheTimeAndSortsByIt) {
+  const int64_t t = 1796609012345;  // 2026-12-07T02:03:32.345Z, 0x01a24e3df279
+  std::string a = request_id(t);
+  std::string b = request_id(t);
+  ASSERT_EQ(a.size(), 32u);
+  EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos);
+  char want[13];
+  std::snprintf(want, sizeof want, "%012llx", static_cast<unsigned long long>(t));
+  EXPECT_EQ(a.substr(0, 12), want);
+  EXPECT_NE(a, b);                   // 80 random bits after the time
+  EXPECT_EQ(a.substr(0, 12), b.substr(0, 12));
+  EXPECT_LT(a, request_id(t + 1));   // a later millisecond sorts after
+  EXPECT_LT(request_id(t + 999), request_id(t + 1000));
+  EXPECT_EQ(request_id(-5).substr(0, 12), "000000000000");
 }
 
 TEST(Random, BytesFillBuffer) {
