@@ -52,6 +52,11 @@ class BillingTest : public ::testing::Test {
     settings.claim_grace_ms = 200;
     settings.claim_window_ms = 3600000;
     settings.checkpoint_every = 2;
+    make_billing();
+  }
+  // (Re)creates `billing` with `settings`.
+  void make_billing() {
+    if (billing) billing->stop();
     billing = std::make_unique<Billing>(
         loop, settings, store.get(), prices(), &key,
         [this](const std::string& to, const tunnel::Message& m) {
@@ -277,6 +282,29 @@ TEST_F(BillingTest, SyncSendsWhatTheAgentMissed) {
   EXPECT_EQ(st[1].seq, 2u);
   EXPECT_EQ(st[1].prev, st[0].hash);
   ASSERT_FALSE(sent_of<tunnel::Prices>().empty());
+}
+
+// Settlements wait for settle_delay and go in one commit: freeing a
+// finished ticket once started the flush at 0 ms, which settled every
+// request alone (docs/BENCH.md, "One settle commit per batch again").
+TEST_F(BillingTest, SettlementsWaitForTheSettleDelayAndGoTogether) {
+  settings.settle_delay_ms = 300;
+  make_billing();
+  for (int i = 1; i <= 3; ++i) {
+    const std::string id = "req-" + std::to_string(i);
+    Ticket* t = open(id);
+    answer(t);
+    billing->ended(t);
+    billing->on_claim(agent, claim(id, 8, 4, 30));
+    run_for(10);  // the tickets are freed; nothing is settled yet
+    EXPECT_EQ(billing->settled_count(), 0u) << "settled before settle_delay";
+  }
+  EXPECT_EQ(billing->queued(), 3u);
+  run_until([&] { return billing->settled_count() == 3; });
+  EXPECT_EQ(billing->open_tickets(), 0u);
+  auto held = store->entries(agent, 0, 10);
+  ASSERT_TRUE(held.ok());
+  EXPECT_EQ(held->size(), 3u);
 }
 
 // A hub restored from an older backup lacks entries its agent holds.
