@@ -120,7 +120,7 @@ Admission Limiter::admit(size_t provider, uint64_t now_ms) noexcept {
     if (s.requests.level < kUnit) s.want_report = true;  // the bucket ran empty
   }
   const uint64_t second = now_ms / 1000;
-  Slot& slot = s.recent[second % s.recent.size()];
+  Slot& slot = s.recent[static_cast<size_t>(second % s.recent.size())];
   if (slot.second != second || slot.count == 0) {
     slot.second = second;
     slot.count = 0;

@@ -326,9 +326,10 @@ int ledger_import(const cli::Parsed& args) {
     if (!key.ok()) break;
     if (c.checkpoint.agent != file->entries.front().agent) continue;
     if (!ledger::verify(*key, c.checkpoint, c.sig)) continue;
-    if (c.checkpoint.seq > walker.seq()) continue;
+    if (c.checkpoint.seq > walker.seq() || c.checkpoint.seq < file->entries.front().seq) continue;
     // Its head must be the file's entry at that seq.
-    const ledger::Entry& at = file->entries[c.checkpoint.seq - file->entries.front().seq];
+    const ledger::Entry& at =
+        file->entries[static_cast<size_t>(c.checkpoint.seq - file->entries.front().seq)];
     if (at.seq != c.checkpoint.seq || ledger::hash(at) != c.checkpoint.head) continue;
     covered = std::max(covered, c.checkpoint.seq);
   }

@@ -7,10 +7,48 @@
 namespace tg::billing {
 namespace {
 
-// GCC and clang both have it; __extension__ keeps -Wpedantic quiet.
-__extension__ typedef unsigned __int128 U128;
+// Unsigned 128-bit arithmetic, only what cost() and credit() need, in
+// plain 64-bit operations: 32-bit targets (armhf, mipsel) have no
+// unsigned __int128, and one code path everywhere is tested everywhere.
+struct U128 {
+  uint64_t hi = 0;
+  uint64_t lo = 0;
+};
+
+// a * b, exactly.
+U128 mul(uint64_t a, uint64_t b) {
+  constexpr uint64_t kLow = 0xffffffffULL;
+  const uint64_t a0 = a & kLow, a1 = a >> 32, b0 = b & kLow, b1 = b >> 32;
+  const uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+  const uint64_t mid = (p00 >> 32) + (p01 & kLow) + (p10 & kLow);  // < 3 * 2^32
+  return U128{p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32), (p00 & kLow) | (mid << 32)};
+}
+
+// x + y; the callers' sums stay far below 2^128.
+U128 add(U128 x, U128 y) {
+  const uint64_t lo = x.lo + y.lo;
+  return U128{x.hi + y.hi + (lo < x.lo ? 1 : 0), lo};
+}
+
+// x / d, rounded down, for 0 < d < 2^32: long division by 32-bit digits.
+U128 divide(U128 x, uint32_t d) {
+  const uint32_t digits[4] = {static_cast<uint32_t>(x.hi >> 32), static_cast<uint32_t>(x.hi),
+                              static_cast<uint32_t>(x.lo >> 32), static_cast<uint32_t>(x.lo)};
+  uint64_t rem = 0;
+  uint64_t q[4] = {};
+  for (int i = 0; i < 4; ++i) {
+    const uint64_t cur = (rem << 32) | digits[i];  // rem < d < 2^32: no overflow
+    q[i] = cur / d;
+    rem = cur % d;
+  }
+  return U128{(q[0] << 32) | q[1], (q[2] << 32) | q[3]};
+}
+
+// x > v
+bool above(U128 x, uint64_t v) { return x.hi != 0 || x.lo > v; }
 
 constexpr uint64_t kMicros = static_cast<uint64_t>(kMicrosPerUnit);
+constexpr uint32_t kMicros32 = static_cast<uint32_t>(kMicrosPerUnit);
 
 // Quoted for a message: printable ASCII kept, other bytes as \xNN, cut after
 // 64 bytes.
@@ -203,23 +241,24 @@ Result<Micros> cost(const Usage& u, const ModelPrice& p) {
     }
   }
   // Each product is below 2^64 * 2^40, the sum below 2^106: no overflow.
-  const U128 sum = U128{u.input} * static_cast<uint64_t>(p.input) +
-                   U128{u.cached} * static_cast<uint64_t>(p.cached_input) +
-                   U128{u.output} * static_cast<uint64_t>(p.output);
-  const U128 rounded = (sum + kMicros / 2) / kMicros;  // half up
-  if (rounded > static_cast<U128>(kMaxAmount)) {
+  const U128 sum = add(add(mul(u.input, static_cast<uint64_t>(p.input)),
+                           mul(u.cached, static_cast<uint64_t>(p.cached_input))),
+                       mul(u.output, static_cast<uint64_t>(p.output)));
+  const U128 rounded = divide(add(sum, U128{0, kMicros / 2}), kMicros32);  // half up
+  if (above(rounded, static_cast<uint64_t>(kMaxAmount))) {
     return error(Errc::limit, "cost: over the limit " + format_amount(kMaxAmount) +
                                   " (usage " + std::to_string(u.input) + " input, " +
                                   std::to_string(u.cached) + " cached, " + std::to_string(u.output) +
                                   " output tokens)");
   }
-  return static_cast<Micros>(rounded);
+  return static_cast<Micros>(rounded.lo);
 }
 
 Micros credit(Micros cost, uint32_t tier_ppm) {
   if (cost <= 0) return 0;
   const uint64_t ppm = std::min<uint64_t>(tier_ppm, kMaxTierPpm);
-  return static_cast<Micros>(U128{static_cast<uint64_t>(cost)} * ppm / kMicros);
+  // cost * ppm is below 2^63 * 2^20: exact in 128 bits; the quotient fits.
+  return static_cast<Micros>(divide(mul(static_cast<uint64_t>(cost), ppm), kMicros32).lo);
 }
 
 }  // namespace tg::billing

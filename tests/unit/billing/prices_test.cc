@@ -313,6 +313,19 @@ TEST(BillingCost, LargestUsageAtLargestPriceIsOverTheLimit) {
   EXPECT_EQ(huge.status().code(), Errc::limit);
 }
 
+// Sums past 2^64, exactly (32-bit targets have no unsigned __int128: the
+// arithmetic is done in 64-bit halves; expected values from Python).
+TEST(BillingCost, SumsBeyond64BitsAreExact) {
+  EXPECT_EQ(cost_of(usage(8999999999, 0, 0), price(999999999999, 0, 0)), 8999999998991000);
+  // 2^64 - 1 + 0.5 unit carries into the high half before the division.
+  EXPECT_EQ(cost_of(usage(UINT64_MAX, 0, 0), price(1, 0, 0)), 18446744073710);
+  EXPECT_EQ(cost_of(usage(4000000000, 3000000000, 1000000000),
+                    price(999999999999, 777777777777, 1000000000000)),
+            7333333333327000);
+  EXPECT_EQ(credit(kMaxAmount, 999999), 8999991000000000);
+  EXPECT_EQ(credit(kMaxAmount, 1000000), kMaxAmount);
+}
+
 TEST(BillingCost, LimitEdgeIncludesRounding) {
   // 9e9 output tokens at 10^12 per million = 9e21 / 10^6 = kMaxAmount exactly.
   const ModelPrice p = price(1, 1, kMaxPrice);
