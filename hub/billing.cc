@@ -426,6 +426,10 @@ void Billing::enqueue(SettleOrder o) {
     flush();
     return;
   }
+  schedule_flush();
+}
+
+void Billing::schedule_flush() {
   if (!flush_timer_.active()) {
     flush_timer_.start(settings_.settle_delay_ms, 0, [this] { on_flush_timer(); });
   }
@@ -601,9 +605,7 @@ void Billing::on_sync(const std::string& agent, const tunnel::Sync& s) {
             agent.substr(0, 12).c_str());
     book.ledger_blocked = false;
     // Orders held for it (flush) go with the next batch.
-    if (!queue_.empty() && !flush_timer_.active()) {
-      flush_timer_.start(settings_.settle_delay_ms, 0, [this] { on_flush_timer(); });
-    }
+    if (!queue_.empty()) schedule_flush();
   }
   auto missing = store_->entries(agent, s.seq, kSyncBatch);
   if (!missing.ok()) {

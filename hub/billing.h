@@ -160,6 +160,8 @@ class Billing {
   void enqueue(SettleOrder o);
   Result<SettleOrder> order_for(const PendingRequest& p, const billing::Usage& u);
   void flush();
+  // Starts the settle_delay timer unless a flush is already due.
+  void schedule_flush();
   void on_flush_timer();
   Result<int64_t> balance(int64_t user_id);
   void deliver(const Settled& s);

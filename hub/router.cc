@@ -16,6 +16,10 @@ bool usable(const Tunnels::Entry* e) {
 
 }  // namespace
 
+bool Router::available(const Tunnels::Entry* e) const {
+  return usable(e) && (!admit_ || admit_(e->pubkey));
+}
+
 const Router::Health& Router::health_of(const std::string& agent) const {
   static const Health kFresh;
   auto it = health_.find(agent);
@@ -86,7 +90,7 @@ Result<Route> Router::open(const tunnel::Call& call, tunnel::ChannelHandler* han
   ready.reserve(all.size());
   std::vector<Tunnels::Entry*> penalised;
   for (Tunnels::Entry* e : all) {
-    if (!usable(e) || (admit_ && !admit_(e->pubkey))) continue;
+    if (!available(e)) continue;
     if (std::find(exclude.begin(), exclude.end(), e->pubkey) != exclude.end()) continue;
     (healthy(e, call.model, now) ? ready : penalised).push_back(e);
   }
@@ -180,7 +184,7 @@ bool Router::has_candidate(std::string_view model, const std::vector<std::string
   const uint64_t now = uv_now(loop_);
   bool any = false;
   for (const Tunnels::Entry* e : tunnels_.tunnels_for(model)) {
-    if (!usable(e) || (admit_ && !admit_(e->pubkey))) continue;
+    if (!available(e)) continue;
     if (std::find(exclude.begin(), exclude.end(), e->pubkey) != exclude.end()) continue;
     if (healthy(e, model, now)) return true;
     any = true;

@@ -109,6 +109,8 @@ class Router {
     uint64_t penalty_until_ms = 0;  // loop time: no new request before (0: none)
     bool probing = false;           // the one request after a penalty is in flight
   };
+  // usable (registered, ready, a free slot) and admitted by admit_.
+  bool available(const Tunnels::Entry* e) const;
   bool healthy(const Tunnels::Entry* e, std::string_view model, uint64_t now) const;
   const Health& health_of(const std::string& agent) const;
   bool probe_due(const std::string& agent, uint64_t now) const;
