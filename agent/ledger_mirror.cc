@@ -78,6 +78,11 @@ CREATE TABLE checkpoints (
   hub_key      BLOB NOT NULL
 );
 )sql",
+    // 2: the hub's call ticket of each outbox row, returned with its claim
+    // (a hub that restarted bills the claim from it).
+    R"sql(
+ALTER TABLE outbox ADD COLUMN ticket TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 constexpr const char* kSelectEntry =
@@ -160,7 +165,7 @@ Result<std::unique_ptr<LedgerMirror>> LedgerMirror::open_existing(const std::str
 Status LedgerMirror::record_finished(const OutboxItem& item) {
   auto st = db_.prepare_cached(
       "INSERT OR REPLACE INTO outbox(request_id, model, input, cached, output, estimated, status, "
-      "finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+      "finished_at, ticket) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
   if (!st.ok()) return st.status();
   TG_TRY(st->bind_text(1, item.request_id));
   TG_TRY(st->bind_text(2, item.model));
@@ -170,6 +175,7 @@ Status LedgerMirror::record_finished(const OutboxItem& item) {
   TG_TRY(st->bind_int64(6, item.usage.estimated ? 1 : 0));
   TG_TRY(st->bind_int64(7, item.status));
   TG_TRY(st->bind_int64(8, item.finished_ms));
+  TG_TRY(st->bind_text(9, item.ticket));
   return st->run();
 }
 
@@ -184,10 +190,12 @@ OutboxItem read_outbox(const sqlite::Stmt& st) {
   o.usage.estimated = st.column_int64(5) != 0;
   o.status = static_cast<int>(st.column_int64(6));
   o.finished_ms = st.column_int64(7);
+  o.ticket = st.column_text(8);
   return o;
 }
 constexpr const char* kSelectOutbox =
-    "SELECT request_id, model, input, cached, output, estimated, status, finished_at FROM outbox";
+    "SELECT request_id, model, input, cached, output, estimated, status, finished_at, ticket "
+    "FROM outbox";
 }  // namespace
 
 Result<std::vector<OutboxItem>> LedgerMirror::outbox(size_t limit) {

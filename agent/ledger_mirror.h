@@ -35,6 +35,7 @@ constexpr size_t kCachedPriceVersions = 8;
 struct OutboxItem {
   std::string request_id;
   std::string model;
+  std::string ticket;       // the call's ticket, returned in the claim (empty: none)
   billing::Usage usage;
   int status = 0;           // upstream status (0: no answer)
   int64_t finished_ms = 0;

@@ -84,6 +84,7 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
         id_(call.id),
         request_id_(call.request_id),
         model_(call.model),
+        ticket_(call.ticket),
         meter_(billing::api_for_path(call.path), call.stream),
         provider_(provider),
         req_(std::move(req)),
@@ -598,6 +599,7 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
       FinishedCall f;
       f.request_id = request_id_;
       f.model = model_;
+      f.ticket = ticket_;
       f.usage = usage;
       f.status = status_;
       owner_.reporter_->call_finished(f);
@@ -644,6 +646,7 @@ class Passthrough::Call final : public tunnel::ChannelHandler, public http::Clie
   uint32_t id_;
   std::string request_id_;
   std::string model_;
+  std::string ticket_;  // the hub's call ticket, returned with the claim
   billing::UsageMeter meter_;  // over the bytes exactly as they went into the tunnel
   size_t provider_;
   VendorRequest req_;

@@ -38,6 +38,7 @@ namespace tg::agent {
 struct FinishedCall {
   std::string request_id;
   std::string model;
+  std::string ticket;  // the call's ticket from the hub (empty: none)
   billing::Usage usage;
   int status = 0;  // upstream status, 0 when no response head came
 };

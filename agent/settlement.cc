@@ -22,6 +22,7 @@ tunnel::Claim claim_of(const OutboxItem& item) {
   c.cached = item.usage.cached;
   c.output = item.usage.output;
   c.estimated = item.usage.estimated;
+  c.ticket = item.ticket;
   return c;
 }
 
@@ -40,6 +41,7 @@ void Settlement::call_finished(const FinishedCall& f) noexcept {
   OutboxItem item;
   item.request_id = f.request_id;
   item.model = f.model;
+  item.ticket = f.ticket;
   item.usage = f.usage;
   item.status = f.status;
   item.finished_ms = unix_now_ms();

@@ -495,18 +495,19 @@ class ApiServer::Request final : public http::ExchangeHandler, public tunnel::Ch
     CallHooks hooks;
     Status billing_error;
     if (billing) {
-      hooks.before = [&](const std::string& agent) -> Status {
-        auto t = billing->open(call.request_id, agent, who_.user_id, model_, api_, stream_,
+      hooks.before = [&](const std::string& agent, tunnel::Call& c) -> Status {
+        auto t = billing->open(c.request_id, agent, who_.user_id, model_, api_, stream_,
                                body_.size());
         if (!t.ok()) {
           billing_error = t.status();
           return t.status();
         }
         ticket_ = *t;
+        c.ticket = ticket_->token();
         return Status::success();
       };
       hooks.undo = [&](const std::string&) {
-        billing->cancel(ticket_);
+        billing->unsent(ticket_);
         ticket_ = nullptr;
       };
     }

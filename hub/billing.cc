@@ -78,6 +78,7 @@ Billing::Billing(uv_loop_t* loop, const BillingSettings& settings, LedgerStore* 
       store_(store),
       prices_(std::move(prices)),
       ledger_key_(ledger_key),
+      call_tickets_(*ledger_key),
       send_(std::move(send)),
       tier_(std::move(tier)),
       flush_timer_(loop),
@@ -180,17 +181,24 @@ Result<Ticket*> Billing::open(const std::string& request_id, const std::string& 
   p.model = model;
   p.price_version = prices_.version();
   p.created_ms = unix_now_ms();
-  TG_TRY(store_->open_request(p));
-  auto t = std::unique_ptr<Ticket>(new Ticket(this, std::move(p), api, stream));
+  std::string token = call_tickets_.issue(p);
+  auto t = std::unique_ptr<Ticket>(new Ticket(this, std::move(p), std::move(token), api, stream));
   t->meter_.request_body(request_bytes);
   Ticket* raw = t.get();
   tickets_[request_id] = std::move(t);
   return raw;
 }
 
+void Billing::unsent(Ticket* t) { drop_ticket(t); }
+
 void Billing::cancel(Ticket* t) {
-  Status s = store_->drop_pending(t->pending_.request_id);
-  if (!s.ok()) TG_WARN(kLog, "%s: %s", t->pending_.request_id.c_str(), s.to_string().c_str());
+  PendingRequest p = t->pending_;
+  p.cancelled = true;
+  Status s = store_->put_pending(p);
+  if (!s.ok()) {
+    TG_WARN(kLog, "%s: could not record the refused call: %s", p.request_id.c_str(),
+            s.to_string().c_str());
+  }
   drop_ticket(t);
 }
 
@@ -238,14 +246,16 @@ void Billing::lost(Ticket* t) {
 }
 
 void Billing::store_observation(Ticket* t) {
-  const billing::Usage u = t->meter_.result();
-  Status s = store_->observe(t->pending_.request_id, u, unix_now_ms());
+  PendingRequest p = t->pending_;
+  p.observed = t->meter_.result();
+  p.observed_ms = unix_now_ms();
+  Status s = store_->put_pending(p);
   if (!s.ok()) {
-    TG_ERROR(kLog, "%s: could not keep the hub's reading (%s): %s", t->pending_.request_id.c_str(),
-             usage_text(u).c_str(), s.to_string().c_str());
+    TG_ERROR(kLog, "%s: could not keep the hub's reading (%s): %s", p.request_id.c_str(),
+             usage_text(*p.observed).c_str(), s.to_string().c_str());
   } else {
     TG_DEBUG(kLog, "%s: stream lost; kept the hub's reading %s until the agent claims",
-             t->pending_.request_id.c_str(), usage_text(u).c_str());
+             p.request_id.c_str(), usage_text(*p.observed).c_str());
   }
 }
 
@@ -331,6 +341,11 @@ void Billing::on_claim(const std::string& agent, const tunnel::Claim& c) {
       reject(agent, c.request_id, "not_yours", "request " + c.request_id + " was sent to another agent");
       return;
     }
+    if ((*p)->cancelled) {
+      reject(agent, c.request_id, tunnel::claim_rejection::unknown_request,
+             "request " + c.request_id + " was refused by the agent: nothing is owed");
+      return;
+    }
     billing::Usage u = usage_of(c);
     if ((*p)->observed && (*p)->observed->output > u.output) {
       // The agent sent at least what we received; it claims less. Bill what
@@ -362,8 +377,45 @@ void Billing::on_claim(const std::string& agent, const tunnel::Claim& c) {
     deliver(**s);
     return;
   }
-  reject(agent, c.request_id, "unknown_request",
-         "request " + c.request_id + " was never sent to this agent or expired unclaimed");
+  claim_by_ticket(agent, c);
+}
+
+void Billing::claim_by_ticket(const std::string& agent, const tunnel::Claim& c) {
+  if (c.ticket.empty()) {
+    reject(agent, c.request_id, tunnel::claim_rejection::unknown_request,
+           "request " + c.request_id + " was never sent to this agent or expired unclaimed");
+    return;
+  }
+  for (const SettleOrder& o : queue_) {
+    if (o.request_id == c.request_id) return;  // settled at the next flush; its settle follows
+  }
+  auto p = call_tickets_.check(c.ticket, c.request_id, agent, c.model);
+  if (!p.ok()) {
+    reject(agent, c.request_id, tunnel::claim_rejection::bad_ticket, p.status().message());
+    return;
+  }
+  const int64_t now = unix_now_ms();
+  if (p->created_ms < now - static_cast<int64_t>(settings_.claim_window_ms)) {
+    reject(agent, c.request_id, tunnel::claim_rejection::expired,
+           "request " + c.request_id + " is older than the claim window");
+    return;
+  }
+  if (p->created_ms > now + static_cast<int64_t>(settings_.claim_grace_ms)) {
+    // Only this hub's clock made the ticket: one from the future means the
+    // clock went back a long way. Billing it would be right, but say so.
+    TG_WARN(kLog, "claim %s: its ticket is from %lld ms in the future; the clock went back?",
+            c.request_id.c_str(), static_cast<long long>(p->created_ms - now));
+  }
+  // One line per such claim: they come only after a hub restart or a lost
+  // row, and say the attempt was billed from what the agent returned.
+  TG_INFO(kLog, "claim %s: not held here (the hub restarted since?); billed from its ticket",
+          c.request_id.c_str());
+  auto o = order_for(*p, usage_of(c));
+  if (!o.ok()) {
+    TG_ERROR(kLog, "claim %s: %s", c.request_id.c_str(), o.status().to_string().c_str());
+    return;
+  }
+  enqueue(std::move(*o));
 }
 
 void Billing::settle_ticket(Ticket* t, const tunnel::Claim& c) {
@@ -694,9 +746,22 @@ void Billing::on_sweep() {
         bool queued = false;
         for (const SettleOrder& o : queue_) queued = queued || o.request_id == p.request_id;
         if (queued) continue;
-        if (!p.observed || billing::is_zero(*p.observed)) {
-          TG_DEBUG(kLog, "%s: nothing delivered and never claimed; nothing owed", p.request_id.c_str());
+        if (!p.observed) {
+          // Nothing observed (a refused call, a lost stream found to owe
+          // nothing, a row from before call tickets): kept until the claim
+          // window ended, so a ticket for it can no longer be claimed.
           Status s = store_->drop_pending(p.request_id);
+          if (!s.ok()) TG_ERROR(kLog, "%s: %s", p.request_id.c_str(), s.to_string().c_str());
+          continue;
+        }
+        if (billing::is_zero(*p.observed)) {
+          TG_DEBUG(kLog, "%s: nothing delivered and never claimed; nothing owed", p.request_id.c_str());
+          // The decision stands: the row stays, cancelled, until the claim
+          // window ends, so the agent's ticket cannot reopen it.
+          PendingRequest q = p;
+          q.observed.reset();
+          q.cancelled = true;
+          Status s = store_->put_pending(q);
           if (!s.ok()) TG_ERROR(kLog, "%s: %s", p.request_id.c_str(), s.to_string().c_str());
           continue;
         }

@@ -2,8 +2,10 @@
 // agent's chain, and keeps the agent's mirror in step.
 //
 // Life of an attempt (one `call` to one agent, key = its request id):
-//   open()        pending row written (LedgerStore) before the call goes out;
-//                 the returned Ticket meters the bytes the hub receives.
+//   open()        the Ticket meters the bytes the hub receives; its token (a
+//                 MAC'd call ticket, hub/call_ticket.h) goes out in the call.
+//                 Nothing is written: a claim the hub cannot match in memory
+//                 is billed from the ticket it carries back.
 //   stream end    ended() (finish/error received: the hub saw every byte the
 //                 agent sent), linger() (the user left or the deadline hit:
 //                 abort sent, the bytes that crossed it are still metered
@@ -11,9 +13,11 @@
 //   claim         the agent's own reading. With a complete stream the two
 //                 readings must agree (same bytes, same meter); the hub's
 //                 is settled, a difference is logged and the agent disputes.
-//                 A lost stream keeps the hub's reading in the pending row;
-//                 a claim after reconnect settles the agent's reading (it
-//                 saw at least as much), else after claim_grace the hub's.
+//                 A lost stream keeps the hub's reading in a pending row; a
+//                 claim after reconnect settles the agent's reading (it saw
+//                 at least as much), else after claim_grace the hub's. A call
+//                 the agent refused leaves a cancelled row, so its ticket can
+//                 never be claimed.
 //   settle        batched: one transaction per loop turn (LedgerStore::
 //                 settle), then `settle` messages to the agent; signed
 //                 checkpoints every checkpoint_every entries or interval.
@@ -33,6 +37,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "hub/call_ticket.h"
 #include "hub/config.h"
 #include "hub/ledger_store.h"
 #include "shared/billing/prices.h"
@@ -61,12 +66,14 @@ class Ticket final : public tunnel::ChannelHandler {
  public:
   billing::UsageMeter& meter() noexcept { return meter_; }
   const std::string& request_id() const noexcept { return pending_.request_id; }
+  // The call ticket for this attempt: send it in the call.
+  const std::string& token() const noexcept { return token_; }
 
  private:
   friend class Billing;
   enum class State { streaming, lingering, ended };
-  Ticket(Billing* b, PendingRequest p, billing::Api api, bool stream)
-      : billing_(b), pending_(std::move(p)), meter_(api, stream) {}
+  Ticket(Billing* b, PendingRequest p, std::string token, billing::Api api, bool stream)
+      : billing_(b), pending_(std::move(p)), token_(std::move(token)), meter_(api, stream) {}
 
   void on_channel_message(tunnel::Channel& ch, const tunnel::Message& m) noexcept override;
   void on_channel_data(tunnel::Channel& ch, std::string_view data, bool fin) noexcept override;
@@ -74,6 +81,7 @@ class Ticket final : public tunnel::ChannelHandler {
 
   Billing* billing_;
   PendingRequest pending_;
+  std::string token_;
   billing::UsageMeter meter_;
   State state_ = State::streaming;
   tunnel::Channel* channel_ = nullptr;  // while lingering
@@ -112,11 +120,16 @@ class Billing {
   Status check_balance(int64_t user_id);
   // Whether `model` has a price (exact or "*").
   bool priced(std::string_view model) const;
-  // Writes the pending row and returns the ticket (Errc::not_found: no price).
+  // Starts metering an attempt and returns its ticket (Errc::not_found: no
+  // price). Writes nothing.
   Result<Ticket*> open(const std::string& request_id, const std::string& agent, int64_t user_id,
                        const std::string& model, billing::Api api, bool stream,
                        size_t request_bytes);
   // The call for `t` was never sent (routing moved on): forgets it.
+  void unsent(Ticket* t);
+  // The agent refused the call before calling a vendor: nothing is owed.
+  // A cancelled row is kept for claim_window, so the call's ticket cannot
+  // be claimed later (a hostile agent, or after a hub restart).
   void cancel(Ticket* t);
   // The request saw the stream's end (finish or error from the agent).
   void ended(Ticket* t);
@@ -159,6 +172,9 @@ class Billing {
               const std::string& message);
   void enqueue(SettleOrder o);
   Result<SettleOrder> order_for(const PendingRequest& p, const billing::Usage& u);
+  // A claim for an attempt neither in memory nor in a row: billed from its
+  // ticket, if it has a valid one that is not too old.
+  void claim_by_ticket(const std::string& agent, const tunnel::Claim& c);
   void flush();
   // Starts the settle_delay timer unless a flush is already due.
   void schedule_flush();
@@ -179,6 +195,7 @@ class Billing {
   LedgerStore* store_;
   billing::PriceTable prices_;
   const crypto::KeyPair* ledger_key_;
+  CallTickets call_tickets_;
   SendFn send_;
   TierFn tier_;
   std::unordered_map<std::string, std::unique_ptr<Ticket>> tickets_;  // by request id

@@ -11,7 +11,7 @@ namespace {
 
 constexpr const char* kSelectPending =
     "SELECT request_id, agent, user_id, model, price_version, created_at, obs_input, obs_cached, "
-    "obs_output, obs_estimated, observed_at FROM pending_requests";
+    "obs_output, obs_estimated, observed_at, cancelled FROM pending_requests";
 
 constexpr const char* kSelectEntry =
     "SELECT agent, seq, request_id, model, input, cached, output, estimated, price_version, cost, "
@@ -49,6 +49,7 @@ PendingRequest read_pending(const sqlite::Stmt& st) {
     r.observed = u;
     r.observed_ms = st.column_int64(10);
   }
+  r.cancelled = st.column_int64(11) != 0;
   return r;
 }
 
@@ -220,10 +221,11 @@ Result<std::optional<billing::PriceTable>> SqliteLedgerStore::prices(uint64_t ve
 
 // ---- pending attempts ----
 
-Status SqliteLedgerStore::open_request(const PendingRequest& r) {
+Status SqliteLedgerStore::put_pending(const PendingRequest& r) {
   auto st = db_.prepare_cached(
-      "INSERT INTO pending_requests(request_id, agent, user_id, model, price_version, "
-      "created_at) VALUES (?, ?, ?, ?, ?, ?)");
+      "INSERT OR REPLACE INTO pending_requests(request_id, agent, user_id, model, price_version, "
+      "created_at, obs_input, obs_cached, obs_output, obs_estimated, observed_at, cancelled) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   if (!st.ok()) return st.status();
   TG_TRY(st->bind_text(1, r.request_id));
   TG_TRY(st->bind_text(2, r.agent));
@@ -231,21 +233,16 @@ Status SqliteLedgerStore::open_request(const PendingRequest& r) {
   TG_TRY(st->bind_text(4, r.model));
   TG_TRY(st->bind_int64(5, static_cast<int64_t>(r.price_version)));
   TG_TRY(st->bind_int64(6, r.created_ms));
-  return st->run();
-}
-
-Status SqliteLedgerStore::observe(std::string_view request_id, const billing::Usage& u,
-                                  int64_t now_ms) {
-  auto st = db_.prepare_cached(
-      "UPDATE pending_requests SET obs_input = ?, obs_cached = ?, obs_output = ?, "
-      "obs_estimated = ?, observed_at = ? WHERE request_id = ?");
-  if (!st.ok()) return st.status();
-  TG_TRY(st->bind_int64(1, static_cast<int64_t>(u.input)));
-  TG_TRY(st->bind_int64(2, static_cast<int64_t>(u.cached)));
-  TG_TRY(st->bind_int64(3, static_cast<int64_t>(u.output)));
-  TG_TRY(st->bind_int64(4, u.estimated ? 1 : 0));
-  TG_TRY(st->bind_int64(5, now_ms));
-  TG_TRY(st->bind_text(6, request_id));
+  if (r.observed) {
+    TG_TRY(st->bind_int64(7, static_cast<int64_t>(r.observed->input)));
+    TG_TRY(st->bind_int64(8, static_cast<int64_t>(r.observed->cached)));
+    TG_TRY(st->bind_int64(9, static_cast<int64_t>(r.observed->output)));
+    TG_TRY(st->bind_int64(10, r.observed->estimated ? 1 : 0));
+    TG_TRY(st->bind_int64(11, r.observed_ms));
+  } else {
+    for (int i = 7; i <= 11; ++i) TG_TRY(st->bind_null(i));
+  }
+  TG_TRY(st->bind_int64(12, r.cancelled ? 1 : 0));
   return st->run();
 }
 

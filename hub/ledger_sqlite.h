@@ -1,7 +1,7 @@
 // LedgerStore over the hub's SQLite file (WAL, synchronous=NORMAL: a commit
 // survives kill -9 of the hub; a power cut may lose the last commits, which
 // the agents still hold and `ledger import` restores). Tables: hub/schema.cc
-// migration 3. The hot statements (open_request, settle) are prepared once;
+// migration 3. The hot statements (settle) are prepared once;
 // settle() runs a whole batch in one IMMEDIATE transaction.
 #pragma once
 
@@ -26,9 +26,7 @@ class SqliteLedgerStore final : public LedgerStore {
   Status record_prices(const billing::PriceTable& table, int64_t now_ms) override;
   Result<std::optional<billing::PriceTable>> prices(uint64_t version) override;
 
-  Status open_request(const PendingRequest& r) override;
-  Status observe(std::string_view request_id, const billing::Usage& usage,
-                 int64_t now_ms) override;
+  Status put_pending(const PendingRequest& r) override;
   Result<std::optional<PendingRequest>> pending(std::string_view request_id) override;
   Result<std::vector<PendingRequest>> pending_due(int64_t observed_before_ms,
                                                   int64_t created_before_ms,

@@ -38,6 +38,9 @@ struct PendingRequest {
   // agent's claim arrived (tunnel or agent died, linger timed out).
   std::optional<billing::Usage> observed;
   int64_t observed_ms = 0;
+  // The agent refused the call before calling a vendor: nothing is owed,
+  // and a claim for it is refused.
+  bool cancelled = false;
 };
 
 // One settlement to append: everything but the chain position, which the
@@ -104,9 +107,10 @@ class LedgerStore {
   virtual Status record_prices(const billing::PriceTable& table, int64_t now_ms) = 0;
   virtual Result<std::optional<billing::PriceTable>> prices(uint64_t version) = 0;
 
-  virtual Status open_request(const PendingRequest& r) = 0;
-  virtual Status observe(std::string_view request_id, const billing::Usage& usage,
-                         int64_t now_ms) = 0;
+  // Writes `r`'s row, replacing any row of the same request id: an attempt
+  // the hub must remember beyond its memory (a lost stream's reading, a
+  // refused call). Attempts in flight have no row (hub/call_ticket.h).
+  virtual Status put_pending(const PendingRequest& r) = 0;
   virtual Result<std::optional<PendingRequest>> pending(std::string_view request_id) = 0;
   // Pending attempts that waited long enough: observed before
   // `observed_before_ms`, or never observed and created before

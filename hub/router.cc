@@ -81,7 +81,7 @@ std::vector<std::string> Router::online_models() {
   return std::vector<std::string>(names.begin(), names.end());
 }
 
-Result<Route> Router::open(const tunnel::Call& call, tunnel::ChannelHandler* handler,
+Result<Route> Router::open(tunnel::Call& call, tunnel::ChannelHandler* handler,
                            const CallHooks& hooks, const std::vector<std::string>& exclude) {
   std::vector<Tunnels::Entry*> all = tunnels_.tunnels_for(call.model);
   if (!all.empty()) remember(call.model);
@@ -128,7 +128,7 @@ Result<Route> Router::open(const tunnel::Call& call, tunnel::ChannelHandler* han
   Status last = error(Errc::limit, "no agent for model '" + call.model + "' has a free slot now");
   for (Tunnels::Entry* e : ready) {
     if (hooks.before) {
-      Status s = hooks.before(e->pubkey);
+      Status s = hooks.before(e->pubkey, call);
       if (!s.ok()) return s;
     }
     auto ch = e->tunnel->session().open_channel(call, handler);

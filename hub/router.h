@@ -42,12 +42,11 @@ struct Route {
 };
 
 // Called around the call of Router::open: `before` with the chosen agent
-// right before its call is sent (an error stops routing and is returned),
-// `undo` when that call could not be sent after all and the next agent is
-// tried. Billing writes its pending row in `before`, so the row exists
-// before the agent can see the call.
+// right before its call is sent (an error stops routing and is returned;
+// it may complete the call: billing stamps its ticket), `undo` when that
+// call could not be sent after all and the next agent is tried.
 struct CallHooks {
-  std::function<Status(const std::string& agent)> before;
+  std::function<Status(const std::string& agent, tunnel::Call& call)> before;
   std::function<void(const std::string& agent)> undo;
 };
 
@@ -81,7 +80,7 @@ class Router {
   // Errc::limit (agents serve it but none is online with a free slot),
   // Errc::closed (the chosen tunnels are closing).
   // `exclude`: agents already tried for this request.
-  Result<Route> open(const tunnel::Call& call, tunnel::ChannelHandler* handler,
+  Result<Route> open(tunnel::Call& call, tunnel::ChannelHandler* handler,
                      const CallHooks& hooks = {}, const std::vector<std::string>& exclude = {});
   // The attempt on `route` ended this way after `latency_ms` (answered: the
   // time to its response head). A no-op if the tunnel left the registry.

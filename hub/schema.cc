@@ -137,6 +137,12 @@ ALTER TABLE users ADD COLUMN tpm INTEGER;
     R"sql(
 DROP INDEX pending_created;
 )sql",
+    // 6: calls carry MAC'd tickets (hub/call_ticket.h), so a call in flight
+    // has no row; a call the agent refused keeps one, cancelled, so its
+    // ticket cannot be claimed.
+    R"sql(
+ALTER TABLE pending_requests ADD COLUMN cancelled INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 }  // namespace

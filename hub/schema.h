@@ -19,6 +19,8 @@ namespace tg::hub {
 //   3: balances, user_credits, price_versions, pending_requests, chains,
 //      ledger, checkpoints (ledger_sqlite.h)
 //   4: users.rpm, users.tpm: rate limit overrides (user_store.h)
+//   5: drops the pending_requests index (ledger_sqlite.h)
+//   6: pending_requests.cancelled: refused calls (hub/call_ticket.h)
 const std::vector<std::string_view>& migrations();
 
 // Brings `db` up to the newest version (sqlite::migrate over migrations()).

@@ -213,6 +213,18 @@ Result<KeyPair> KeyPair::load(const std::string& path) {
   return from_seed(std::string_view(reinterpret_cast<const char*>(seed.b), kSeedBytes));
 }
 
+Secret KeyPair::derive_key(std::string_view context, uint64_t id) const {
+  assert(secret_.size() == crypto_sign_SECRETKEYBYTES);
+  assert(context.size() == crypto_kdf_CONTEXTBYTES);
+  static_assert(crypto_kdf_KEYBYTES == kSeedBytes, "the seed is the master key");
+  char ctx[crypto_kdf_CONTEXTBYTES + 1] = {};
+  std::memcpy(ctx, context.data(), crypto_kdf_CONTEXTBYTES);
+  WipedBuffer<32> sub;
+  // libsodium's secret key is seed || public key: the seed is the master key.
+  crypto_kdf_derive_from_key(sub.b, sizeof sub.b, id, ctx, secret_.bytes());
+  return Secret(std::string_view(reinterpret_cast<const char*>(sub.b), sizeof sub.b));
+}
+
 bool verify(const PublicKey& key, std::string_view message, const Signature& sig) {
   init();
   return crypto_sign_verify_detached(sig.data(),

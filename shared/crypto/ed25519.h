@@ -27,6 +27,10 @@ class KeyPair {
   // Public key as base64 (how operators see and type agent keys).
   std::string public_base64() const;
   Signature sign(std::string_view message) const;
+  // A 32-byte symmetric key derived from this key's seed for one purpose
+  // (`context`: exactly 8 characters, libsodium's crypto_kdf), so a program
+  // holding one identity key needs no second key file.
+  Secret derive_key(std::string_view context, uint64_t id) const;
 
   // Writes the key to `path` (mode 0600, created or replaced atomically).
   // File format: one line "tokengo-ed25519-v1 <base64 seed>\n".

@@ -104,6 +104,7 @@ namespace claim_rejection {
 constexpr std::string_view unknown_request = "unknown_request";  // no attempt with this request id
 constexpr std::string_view not_yours = "not_yours";              // the attempt went to another agent
 constexpr std::string_view expired = "expired";                  // claimed too late to settle
+constexpr std::string_view bad_ticket = "bad_ticket";            // its call ticket does not verify
 }  // namespace claim_rejection
 
 // `ack.result` values: the only two the decoder accepts.

@@ -190,6 +190,7 @@ constexpr StringRule kAgentVersionRule{1, kMaxAgentVersion, is_visible, "visible
 constexpr StringRule kPlatformRule{1, kMaxPlatform, is_printable, "printable ASCII"};
 constexpr StringRule kTokenRule{1, kMaxEnrollToken, is_visible, "visible ASCII"};
 constexpr StringRule kRequestIdRule{1, kMaxRequestId, is_visible, "visible ASCII"};
+constexpr StringRule kTicketRule{1, kMaxTicket, is_visible, "visible ASCII"};
 
 Status check_string(const std::string& where, std::string_view s, const StringRule& r) {
   if (s.size() < r.min || s.size() > r.max) {
@@ -555,7 +556,7 @@ Result<Message> read_registered(const Reader& r) {
 
 Result<Message> read_call(const Reader& r) {
   TG_TRY(r.check_fields(
-      {"id", "request_id", "model", "method", "path", "headers", "stream", "deadline_ms"}));
+      {"id", "request_id", "model", "method", "path", "headers", "stream", "deadline_ms", "ticket"}));
   Call m;
   TG_TRY(r.get_int("id", 1, kMaxStreamId, &m.id));
   TG_TRY(r.get_string("request_id", kRequestIdRule, &m.request_id));
@@ -566,6 +567,7 @@ Result<Message> read_call(const Reader& r) {
   TG_TRY(r.get_headers("headers", &m.headers));
   TG_TRY(r.get_bool("stream", &m.stream));
   TG_TRY(r.get_int("deadline_ms", 1, kMaxDeadlineMs, &m.deadline_ms));
+  if (r.find("ticket") != nullptr) TG_TRY(r.get_string("ticket", kTicketRule, &m.ticket));
   return Message(std::move(m));
 }
 
@@ -656,7 +658,8 @@ Result<Message> read_prices(const Reader& r) {
 }
 
 Result<Message> read_claim(const Reader& r) {
-  TG_TRY(r.check_fields({"request_id", "model", "input", "cached", "output", "estimated"}));
+  TG_TRY(r.check_fields(
+      {"request_id", "model", "input", "cached", "output", "estimated", "ticket"}));
   Claim m;
   TG_TRY(r.get_string("request_id", kRequestIdRule, &m.request_id));
   TG_TRY(r.get_string("model", kModelRule, &m.model));
@@ -664,6 +667,7 @@ Result<Message> read_claim(const Reader& r) {
   TG_TRY(r.get_int("cached", 0, kMaxTokens, &m.cached));
   TG_TRY(r.get_int("output", 0, kMaxTokens, &m.output));
   TG_TRY(r.get_bool("estimated", &m.estimated));
+  if (r.find("ticket") != nullptr) TG_TRY(r.get_string("ticket", kTicketRule, &m.ticket));
   return Message(std::move(m));
 }
 
@@ -833,6 +837,7 @@ struct Validator {
     TG_TRY(check_string("call.method", m.method, kMethodRule));
     TG_TRY(check_path("call.path", m.path));
     TG_TRY(check_headers("call.headers", m.headers));
+    if (!m.ticket.empty()) TG_TRY(check_string("call.ticket", m.ticket, kTicketRule));
     return check_range("call.deadline_ms", m.deadline_ms, 1, kMaxDeadlineMs);
   }
   Status operator()(const Response& m) const {
@@ -886,6 +891,7 @@ struct Validator {
     TG_TRY(check_string("claim.model", m.model, kModelRule));
     TG_TRY(check_range("claim.input", m.input, 0, kMaxTokens));
     TG_TRY(check_range("claim.cached", m.cached, 0, kMaxTokens));
+    if (!m.ticket.empty()) TG_TRY(check_string("claim.ticket", m.ticket, kTicketRule));
     return check_range("claim.output", m.output, 0, kMaxTokens);
   }
   Status operator()(const ClaimRejected& m) const {
@@ -1021,6 +1027,7 @@ struct Encoder {
     add_headers(o, "headers", m.headers);
     add_bool(o, "stream", m.stream);
     add_number(o, "deadline_ms", m.deadline_ms);
+    if (!m.ticket.empty()) add_string(o, "ticket", m.ticket);
   }
   void operator()(const Response& m) const {
     add_number(o, "id", m.id);
@@ -1068,6 +1075,7 @@ struct Encoder {
     add_number(o, "cached", m.cached);
     add_number(o, "output", m.output);
     add_bool(o, "estimated", m.estimated);
+    if (!m.ticket.empty()) add_string(o, "ticket", m.ticket);
   }
   void operator()(const ClaimRejected& m) const {
     add_string(o, "request_id", m.request_id);
@@ -1224,7 +1232,7 @@ bool operator==(const Registered& a, const Registered& b) { return a.models == b
 bool operator==(const Call& a, const Call& b) {
   return a.id == b.id && a.request_id == b.request_id && a.model == b.model &&
          a.method == b.method && a.path == b.path && a.headers == b.headers &&
-         a.stream == b.stream && a.deadline_ms == b.deadline_ms;
+         a.stream == b.stream && a.deadline_ms == b.deadline_ms && a.ticket == b.ticket;
 }
 bool operator==(const Response& a, const Response& b) {
   return a.id == b.id && a.status == b.status && a.headers == b.headers;
@@ -1249,7 +1257,8 @@ bool operator==(const Prices& a, const Prices& b) {
 }
 bool operator==(const Claim& a, const Claim& b) {
   return a.request_id == b.request_id && a.model == b.model && a.input == b.input &&
-         a.cached == b.cached && a.output == b.output && a.estimated == b.estimated;
+         a.cached == b.cached && a.output == b.output && a.estimated == b.estimated &&
+         a.ticket == b.ticket;
 }
 bool operator==(const ClaimRejected& a, const ClaimRejected& b) {
   return a.request_id == b.request_id && a.code == b.code && a.message == b.message;

@@ -51,6 +51,7 @@ constexpr uint32_t kMaxReconnectAfterMs = 3600000;
 // (an IEEE double) holds them exactly.
 constexpr uint64_t kMaxSafeInteger = 9007199254740991;  // 2^53-1: seq, versions, time_ms
 constexpr size_t kMaxRequestId = 64;
+constexpr size_t kMaxTicket = 160;
 constexpr size_t kMaxPriceModels = 256;
 constexpr int64_t kMaxPrice = 1000000000000;           // micro-units per million tokens
 constexpr uint64_t kMaxTokens = 1000000000000;         // per request and kind
@@ -114,6 +115,10 @@ struct Call {
   Headers headers;  // names lowercase
   bool stream = false;
   uint32_t deadline_ms = 0;
+  // The hub's MAC'd billing ticket for this attempt (hub/call_ticket.h):
+  // opaque to the agent, which keeps it with the call's outbox row and
+  // returns it in the claim. Empty: none (a hub without billing).
+  std::string ticket;
 };
 // agent -> hub, response head of stream `id`; the body follows as data frames.
 struct Response {
@@ -170,6 +175,7 @@ struct Claim {
   uint64_t cached = 0;
   uint64_t output = 0;
   bool estimated = false;  // usage not found in the bytes: estimated
+  std::string ticket;      // the call's ticket, as received (empty: none)
 };
 // hub -> agent: the claim for `request_id` will never be settled.
 struct ClaimRejected {

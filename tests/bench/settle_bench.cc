@@ -103,7 +103,7 @@ HubResult hub_settle(const std::string& path, size_t n, size_t batch) {
     p.model = "gpt-x";
     p.price_version = 1;
     p.created_ms = 1;
-    if (Status s = st.open_request(p); !s.ok()) die("open_request", s);
+    if (Status s = st.put_pending(p); !s.ok()) die("put_pending", s);
   }
   r.open_per_s = static_cast<double>(n) / seconds_since(t0);
 

@@ -188,6 +188,10 @@ def case_kill9_hub_agent_or_both_settles_exactly_once(w):
     assert not missing, "completed at the vendor but never settled: %r" % [
         (m, completed[m].get("finished_wall_ms")) for m in missing]
 
+    # Claims of attempts a killed hub had in flight: the restarted hub held
+    # neither them nor a row, and billed them from their call tickets.
+    from_tickets = open(w.hub.log_path, errors="replace").read().count("billed from its ticket")
+    print("    %d claims billed from their call tickets after a hub restart" % from_tickets)
     u = hub_json(w, "user", "show", "alice")
     assert u["spent_micros"] == chain["total_cost"] == a["total_cost"], (u, chain, a)
     assert u["balance_micros"] == u["credited_micros"] - u["spent_micros"], u

@@ -220,5 +220,38 @@ TEST_F(SettlementTest, ReconnectCommitsQueuedSettlesBeforeSyncing) {
   EXPECT_EQ(std::get<tunnel::Sync>(sent_[2]).seq, 1u);
 }
 
+// The hub's call ticket goes to disk with the outbox row and back in every
+// claim, the first and those replayed after a reconnect (a restarted hub
+// bills them from it).
+TEST_F(SettlementTest, TheCallTicketIsKeptAndReturnedWithEveryClaim) {
+  auto s = make(1000);
+  FinishedCall f = finished("r1");
+  f.ticket = "1.7.1.1700000000000." + std::string(64, 'c');
+  s->call_finished(f);
+  s->call_finished(finished("r2"));  // from a hub without tickets
+  auto claims = sent_of<tunnel::Claim>();
+  ASSERT_EQ(claims.size(), 2u);
+  EXPECT_EQ(claims[0].ticket, f.ticket);
+  EXPECT_EQ(claims[1].ticket, "");
+  auto item = mirror_->outbox(10);
+  ASSERT_TRUE(item.ok());
+  ASSERT_EQ(item->size(), 2u);
+  EXPECT_EQ((*item)[0].ticket, f.ticket);
+  // The agent restarts: a new mirror and settlement over the same file.
+  s.reset();
+  mirror_.reset();
+  sent_.clear();
+  auto m = LedgerMirror::open(dir_ + "/agent.db", self_.public_key());
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  mirror_ = std::move(*m);
+  s = make(1000);
+  s->on_ready();
+  claims = sent_of<tunnel::Claim>();
+  ASSERT_EQ(claims.size(), 2u);
+  EXPECT_EQ(claims[0].request_id, "r1");
+  EXPECT_EQ(claims[0].ticket, f.ticket);
+  EXPECT_EQ(claims[1].ticket, "");
+}
+
 }  // namespace
 }  // namespace tg::agent

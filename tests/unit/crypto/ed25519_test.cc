@@ -67,6 +67,20 @@ TEST(Ed25519, Rfc8032Vector1SignatureOfEmptyMessage) {
   EXPECT_TRUE(verify(kp.public_key(), "", sig));
 }
 
+TEST(Ed25519, DerivedKeysDependOnSeedContextAndId) {
+  auto a = KeyPair::from_seed(*hex_decode(kSeedHex));
+  auto again = KeyPair::from_seed(*hex_decode(kSeedHex));
+  ASSERT_TRUE(a.ok() && again.ok());
+  const KeyPair other = KeyPair::generate();
+  const Secret k = a->derive_key("tgticket", 1);
+  ASSERT_EQ(k.size(), 32u);
+  EXPECT_TRUE(k.equals(again->derive_key("tgticket", 1).reveal()));
+  EXPECT_FALSE(k.equals(a->derive_key("tgticket", 2).reveal()));
+  EXPECT_FALSE(k.equals(a->derive_key("tgother_", 1).reveal()));
+  EXPECT_FALSE(k.equals(other.derive_key("tgticket", 1).reveal()));
+  EXPECT_NE(k.reveal().substr(0, 32), hex_decode(kSeedHex)->substr(0, 32));  // not the seed
+}
+
 TEST(Ed25519, FromSeedRejectsWrongLength) {
   auto r = KeyPair::from_seed("short");
   ASSERT_FALSE(r.ok());

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "hub/call_ticket.h"
 #include "hub/ledger_sqlite.h"
 #include "hub/user_store.h"
 #include "shared/crypto/hash.h"
@@ -65,6 +66,17 @@ class BillingTest : public ::testing::Test {
         },
         [](const std::string&) -> Result<uint32_t> { return kTier; });
     ASSERT_TRUE(billing->start().ok());
+  }
+  // Another hub process with the same key over `over` (a restart, or a
+  // restored database); what it sends to agents goes to `to_agent`.
+  std::unique_ptr<Billing> second_hub(LedgerStore* over, std::vector<tunnel::Message>* to_agent) {
+    return std::make_unique<Billing>(
+        loop, settings, over, prices(), &key,
+        [to_agent](const std::string&, const tunnel::Message& m) {
+          to_agent->push_back(m);
+          return true;
+        },
+        [](const std::string&) -> Result<uint32_t> { return kTier; });
   }
   void TearDown() override {
     billing->stop();
@@ -240,12 +252,157 @@ TEST_F(BillingTest, UnclaimedLostStreamSettlesTheHubsReadingAfterTheGrace) {
   auto s = store->settled("req-1");
   ASSERT_TRUE(s.ok() && *s);
   EXPECT_EQ((*s)->entry.cost, 238);
+  // req-2: nothing owed, and that stands: its row is kept, cancelled, for
+  // the claim window, so the agent's ticket cannot reopen it.
+  run_until([&] {
+    auto p = store->pending("req-2");
+    return p.ok() && *p && (*p)->cancelled;
+  });
+  auto none = store->settled("req-2");
+  EXPECT_TRUE(none.ok() && !*none);
+  tunnel::Claim late = claim("req-2", 8, 4, 30);
+  late.ticket = t2->token();
+  billing->on_claim(agent, late);
+  auto r = sent_of<tunnel::ClaimRejected>();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].code, "unknown_request");
+  // Dropped once the claim window is over.
+  settings.claim_window_ms = 1;
+  make_billing();
   run_until([&] {
     auto p = store->pending("req-2");
     return p.ok() && !*p;
   });
-  auto none = store->settled("req-2");
-  EXPECT_TRUE(none.ok() && !*none);
+}
+
+// ---- call tickets ----
+
+TEST_F(BillingTest, OpeningWritesNothingAndTheTicketNamesTheAttempt) {
+  Ticket* t = open("req-1");
+  auto p = store->pending("req-1");
+  ASSERT_TRUE(p.ok());
+  EXPECT_FALSE(p->has_value());
+  CallTickets tickets(key);
+  auto back = tickets.check(t->token(), "req-1", agent, "gpt-x");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->user_id, user_id);
+  EXPECT_EQ(back->price_version, 1u);
+  EXPECT_GT(back->created_ms, 0);
+  EXPECT_LE(t->token().size(), tunnel::kMaxTicket);
+}
+
+// A hub killed mid-request kept nothing of it; the restarted hub bills the
+// agent's claim from the ticket it carries, once, to the right user.
+TEST_F(BillingTest, AClaimTheHubNoLongerHoldsIsBilledFromItsTicket) {
+  Ticket* t = open("req-1");
+  const std::string ticket = t->token();
+  answer(t);
+  std::vector<tunnel::Message> to_agent;
+  auto second = second_hub(store.get(), &to_agent);
+  Billing& restarted = *second;
+  ASSERT_TRUE(restarted.start().ok());
+  tunnel::Claim c = claim("req-1", 8, 4, 30);
+  c.ticket = ticket;
+  restarted.on_claim(agent, c);
+  restarted.on_claim(agent, c);  // a replay before the flush: still one entry
+  run_until([&] { return restarted.settled_count() == 1; });
+  auto s = store->settled("req-1");
+  ASSERT_TRUE(s.ok() && *s);
+  EXPECT_EQ((*s)->entry.cost, 238);
+  EXPECT_EQ(store->user_balance("alice").value()->balance, 10 * billing::kMicrosPerUnit - 238);
+  restarted.on_claim(agent, c);  // after it: the same entry again
+  run_until([&] {
+    size_t n = 0;
+    for (const auto& m : to_agent) n += std::holds_alternative<tunnel::Settle>(m);
+    return n == 2;
+  });
+  EXPECT_EQ(restarted.settled_count(), 1u);
+  restarted.stop();
+}
+
+TEST_F(BillingTest, AForgedAlteredMovedOrExpiredTicketIsRefused) {
+  Ticket* t = open("req-1");
+  const std::string good = t->token();
+  answer(t);
+  billing->ended(t);
+  auto rejected_code = [&](const std::string& who, tunnel::Claim c) {
+    const size_t before = sent_of<tunnel::ClaimRejected>().size();
+    billing->on_claim(who, c);
+    auto r = sent_of<tunnel::ClaimRejected>();
+    return r.size() == before + 1 ? r.back().code : std::string("(no refusal)");
+  };
+  auto with = [&](const std::string& id, const std::string& ticket,
+                  const std::string& model = "gpt-x") {
+    tunnel::Claim c = claim(id, 8, 4, 30, model);
+    c.ticket = ticket;
+    return c;
+  };
+  // Moved to another request id, agent or model.
+  EXPECT_EQ(rejected_code(agent, with("req-9", good)), "bad_ticket");
+  EXPECT_EQ(rejected_code(other, with("req-9", good)), "bad_ticket");
+  EXPECT_EQ(rejected_code(agent, with("req-9", good, "gpt-cheap")), "bad_ticket");
+  // Another user, price version or time; a flipped MAC digit; wrong shapes.
+  auto dot = [&](size_t n) {
+    size_t at = 0;
+    for (size_t i = 0; i < n; ++i) at = good.find('.', at) + 1;
+    return at;
+  };
+  std::string other_user = good;
+  other_user.replace(dot(1), good.find('.', dot(1)) - dot(1), std::to_string(user_id + 1));
+  std::string other_version = good;
+  other_version.replace(dot(2), good.find('.', dot(2)) - dot(2), "2");
+  std::string flipped = good;
+  flipped.back() = flipped.back() == '0' ? '1' : '0';
+  for (const std::string& bad :
+       {other_user, other_version, flipped, good.substr(0, good.size() - 2), std::string("1.2.3"),
+        "2" + good.substr(1), good + ".1", std::string("1.01.1.1.") + std::string(64, '0')}) {
+    EXPECT_EQ(rejected_code(agent, with("req-9", bad)), "bad_ticket") << bad;
+  }
+  // Another hub's key.
+  const crypto::KeyPair stranger = crypto::KeyPair::generate();
+  PendingRequest p;
+  p.request_id = "req-9";
+  p.agent = agent;
+  p.user_id = user_id;
+  p.model = "gpt-x";
+  p.price_version = 1;
+  p.created_ms = unix_now_ms();
+  EXPECT_EQ(rejected_code(agent, with("req-9", CallTickets(stranger).issue(p))), "bad_ticket");
+  // Issued here but older than the claim window.
+  p.created_ms = unix_now_ms() - static_cast<int64_t>(settings.claim_window_ms) - 1000;
+  EXPECT_EQ(rejected_code(agent, with("req-9", CallTickets(key).issue(p))), "expired");
+  // None of it moved money or the chain; the real claim still settles.
+  EXPECT_EQ(billing->settled_count(), 0u);
+  billing->on_claim(agent, with("req-1", good));
+  run_until([&] { return billing->settled_count() == 1; });
+  auto chain = store->chain(agent);
+  EXPECT_EQ(chain->seq, 1u);
+}
+
+// A call the agent refused before calling a vendor owes nothing, even
+// after the hub restarted: its ticket cannot be claimed.
+TEST_F(BillingTest, ARefusedCallsTicketCannotBeClaimed) {
+  Ticket* t = open("req-1");
+  const std::string ticket = t->token();
+  billing->cancel(t);
+  auto p = store->pending("req-1");
+  ASSERT_TRUE(p.ok() && *p);
+  EXPECT_TRUE((*p)->cancelled);
+  make_billing();  // the hub restarts
+  tunnel::Claim c = claim("req-1", 8, 4, 30);
+  c.ticket = ticket;
+  billing->on_claim(agent, c);
+  auto r = sent_of<tunnel::ClaimRejected>();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].code, "unknown_request");
+  run_for(50);
+  EXPECT_EQ(billing->settled_count(), 0u);
+  // A call that was never sent leaves nothing at all.
+  Ticket* u = open("req-2");
+  billing->unsent(u);
+  auto none = store->pending("req-2");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
 }
 
 TEST_F(BillingTest, CheckpointsAreSignedEveryNEntries) {
@@ -324,13 +481,8 @@ TEST_F(BillingTest, AnAgentAheadOfTheHubGetsNoCallsUntilTheChainsAgree) {
   ASSERT_TRUE(opened.ok()) << opened.status().to_string();
   std::unique_ptr<SqliteLedgerStore> restored = std::move(*opened);
   std::vector<tunnel::Message> to_agent;  // what the restored hub sent
-  Billing hub(
-      loop, settings, restored.get(), prices(), &key,
-      [&to_agent](const std::string&, const tunnel::Message& m) {
-        to_agent.push_back(m);
-        return true;
-      },
-      [](const std::string&) -> Result<uint32_t> { return kTier; });
+  auto restored_hub = second_hub(restored.get(), &to_agent);
+  Billing& hub = *restored_hub;
   ASSERT_TRUE(hub.start().ok());
   tunnel::Sync s;
   s.seq = 2;

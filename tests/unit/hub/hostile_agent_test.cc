@@ -650,10 +650,22 @@ TEST_F(HostileAgentTest, ClaimsForOtherAgentsOrUnknownRequestsAreRejectedAndChan
   c.finish();
   ASSERT_TRUE(run([&] { return u.done(); }));
   ASSERT_TRUE(u.ended);
-  // Nothing moved: no entry, A's pending row is still A's, no money.
+  // B replays A's call ticket for an id of its own, or for A's request:
+  // the ticket names A's request and key, so neither verifies.
+  ASSERT_FALSE(c.call.ticket.empty());
+  tunnel::Claim stolen = claim_for(never, "ma");
+  stolen.ticket = c.call.ticket;
+  ASSERT_TRUE(b.send(stolen).ok());
+  ASSERT_TRUE(run([&] { return b.claim_rejected.size() == 3 || b.ended(); }));
+  ASSERT_EQ(b.claim_rejected.size(), 3u);
+  EXPECT_EQ(b.claim_rejected[2].code, "bad_ticket");
+  b.claim_rejected.pop_back();
+
+  // Nothing moved: no entry, no row (A's attempt is metered in memory), no money.
   auto pending = ledger->pending(rid);
-  ASSERT_TRUE(pending.ok() && *pending);
-  EXPECT_EQ((*pending)->agent, a.pubkey());
+  ASSERT_TRUE(pending.ok());
+  EXPECT_FALSE(pending->has_value());
+  EXPECT_EQ(billing->open_tickets(), 1u);
   auto settled = ledger->settled(rid);
   ASSERT_TRUE(settled.ok());
   EXPECT_FALSE(settled->has_value());

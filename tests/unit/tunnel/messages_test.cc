@@ -65,6 +65,43 @@ TEST(TunnelMessages, RoundTripKeepsUnusualButValidValues) {
   EXPECT_TRUE(*back == Message(call));
 }
 
+TEST(TunnelMessages, TicketsTravelInCallAndClaimAndAreOptional) {
+  // The PROTOCOL.md examples of both, with a ticket added.
+  Call call;
+  Claim claim;
+  for (const auto& ex : test::examples()) {
+    if (auto* c = std::get_if<Call>(&ex.message)) call = *c;
+    if (auto* c = std::get_if<Claim>(&ex.message)) claim = *c;
+  }
+  ASSERT_FALSE(call.request_id.empty());
+  ASSERT_FALSE(claim.request_id.empty());
+  call.ticket = "1.7.1.1700000000000." + std::string(64, 'a');
+  claim.ticket = call.ticket;
+  for (const Message& m : {Message(call), Message(claim)}) {
+    ASSERT_TRUE(validate(m).ok());
+    EXPECT_NE(encode(m).find("\"ticket\":\"" + call.ticket + "\""), std::string::npos);
+    Result<Message> back = decode(encode(m), Phase::session);
+    ASSERT_TRUE(back.ok()) << back.status().to_string();
+    EXPECT_TRUE(*back == m);
+  }
+  // Without one (a hub without billing, an older agent's claim): no field.
+  call.ticket.clear();
+  EXPECT_EQ(encode(call).find("ticket"), std::string::npos);
+  EXPECT_TRUE(decode(encode(call), Phase::session).ok());
+  // Bounded and visible ASCII only.
+  EXPECT_EQ(decode_status(R"({"type":"claim","request_id":"r","model":"m","input":0,"cached":0,)"
+                          R"("output":0,"estimated":false,"ticket":")" +
+                          std::string(kMaxTicket + 1, 't') + "\"}")
+                .message(),
+            "claim.ticket: length must be 1..160, got 161");
+  EXPECT_EQ(decode_status(R"({"type":"claim","request_id":"r","model":"m","input":0,"cached":0,)"
+                          R"("output":0,"estimated":false,"ticket":""})")
+                .code(),
+            Errc::protocol);
+  claim.ticket = "a b";
+  EXPECT_FALSE(validate(claim).ok());
+}
+
 TEST(TunnelMessages, FinishNoLongerCarriesUsage) {
   // The usage travels in `claim` now.
   Status s = decode_status(R"({"type":"finish","id":1,"upstream_status":200,"usage":{}})");

@@ -1,0 +1,45 @@
+// Call tickets: what the hub needs to bill an attempt it no longer holds.
+//
+// A claim can reach the hub after the hub forgot the attempt: the hub
+// restarted in between, or the claim came on a later tunnel. To bill it to
+// the right user at the right price, the hub once committed a pending row
+// (user, model, price version, time) before every call went out: one
+// synchronous SQLite commit per request. Instead, each call now carries a
+// ticket: those fields and an HMAC-SHA-256 over them, the request id, the
+// agent's key and the model, under a key derived from the hub's ledger key
+// (so it survives restarts and needs no key file of its own). The agent
+// keeps the ticket with the call's outbox row and returns it in its claim;
+// the hub checks the MAC and bills from it. A ticket cannot be moved to
+// another request, agent or model, nor its user or price changed.
+//
+// Text form (visible ASCII, at most tunnel::kMaxTicket characters):
+//   "1.<user_id>.<price_version>.<created_ms>.<64 hex digits of the MAC>"
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "hub/ledger_store.h"
+#include "shared/core/secret.h"
+#include "shared/core/status.h"
+#include "shared/crypto/ed25519.h"
+
+namespace tg::hub {
+
+class CallTickets {
+ public:
+  explicit CallTickets(const crypto::KeyPair& ledger_key);
+
+  // The ticket for attempt `p` (request id, agent, user, model, price
+  // version and creation time; `observed` is not part of it).
+  std::string issue(const PendingRequest& p) const;
+  // The attempt `ticket` stands for, if this hub issued it for `request_id`
+  // to `agent` for `model`; else Errc::invalid_argument saying why.
+  Result<PendingRequest> check(std::string_view ticket, const std::string& request_id,
+                               const std::string& agent, const std::string& model) const;
+
+ private:
+  Secret key_;
+};
+
+}  // namespace tg::hub
