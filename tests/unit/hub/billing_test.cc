@@ -247,6 +247,7 @@ TEST_F(BillingTest, UnclaimedLostStreamSettlesTheHubsReadingAfterTheGrace) {
   t->meter().response_body(kAnswer);
   billing->lost(t);
   Ticket* t2 = open("req-2");
+  const std::string ticket2 = t2->token();
   billing->lost(t2);  // nothing delivered: nothing owed
   run_until([&] { return billing->settled_count() == 1; });
   auto s = store->settled("req-1");
@@ -261,7 +262,7 @@ TEST_F(BillingTest, UnclaimedLostStreamSettlesTheHubsReadingAfterTheGrace) {
   auto none = store->settled("req-2");
   EXPECT_TRUE(none.ok() && !*none);
   tunnel::Claim late = claim("req-2", 8, 4, 30);
-  late.ticket = t2->token();
+  late.ticket = ticket2;
   billing->on_claim(agent, late);
   auto r = sent_of<tunnel::ClaimRejected>();
   ASSERT_EQ(r.size(), 1u);
