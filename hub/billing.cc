@@ -296,8 +296,13 @@ void Billing::reject(const std::string& agent, const std::string& request_id,
 
 void Billing::on_claim(const std::string& agent, const tunnel::Claim& c) {
   if (blocked(agent)) {
-    // No answer: the claim stays in the agent's outbox for a later tunnel.
-    TG_DEBUG(kLog, "claim %s: agent %s's chain disagrees with the hub's; not settled",
+    // No answer yet: kept until the chains agree (the claim also stays in
+    // the agent's outbox, which it sends again after a reconnect).
+    std::vector<tunnel::Claim>& held = books_[agent].held_claims;
+    bool known = false;
+    for (const tunnel::Claim& h : held) known = known || h.request_id == c.request_id;
+    if (!known && held.size() < kMaxHeldClaims) held.push_back(c);
+    TG_DEBUG(kLog, "claim %s: agent %s's chain disagrees with the hub's; held",
              c.request_id.c_str(), agent.substr(0, 12).c_str());
     return;
   }
@@ -656,8 +661,12 @@ void Billing::on_sync(const std::string& agent, const tunnel::Sync& s) {
     TG_INFO(kLog, "agent %s: its ledger agrees with the hub's again; it takes calls",
             agent.substr(0, 12).c_str());
     book.ledger_blocked = false;
-    // Orders held for it (flush) go with the next batch.
+    // Orders held for it (flush) go with the next batch, and the claims
+    // that came meanwhile are answered now.
     if (!queue_.empty()) schedule_flush();
+    std::vector<tunnel::Claim> held;
+    held.swap(book.held_claims);
+    for (const tunnel::Claim& c : held) on_claim(agent, c);
   }
   auto missing = store_->entries(agent, s.seq, kSyncBatch);
   if (!missing.ok()) {

@@ -57,6 +57,8 @@ constexpr size_t kSweepBatch = 256;
 constexpr uint64_t kSweepMs = 1000;
 // Tier ratios are cached this long (they change only by operator command).
 constexpr uint64_t kTierCacheMs = 5000;
+// Claims kept per agent while its ledger is blocked (Billing::on_sync).
+constexpr size_t kMaxHeldClaims = 1024;
 
 class Billing;
 
@@ -146,7 +148,8 @@ class Billing {
   // nothing more is settled into its chain: its claims wait in its outbox
   // and its pending rows stay. Settling on would fork the chain, which
   // `tokengo-hub ledger import` could then no longer mend. Every sweep
-  // compares again, so the import (by another process) lifts the block.
+  // compares again, so the import (by another process) lifts the block;
+  // the claims that came meanwhile (up to kMaxHeldClaims) are then answered.
   void on_sync(const std::string& agent, const tunnel::Sync& s);
   void on_ack(const std::string& agent, const tunnel::Ack& a);
   // The agent registered: sends it the current prices.
@@ -219,6 +222,10 @@ class Billing {
     uint64_t rejects_unlogged = 0;
     bool ledger_blocked = false;               // the agent's chain disagrees (on_sync)
     tunnel::Sync synced;                       // the agent's last reported head
+    // Claims that came while blocked, answered when the block lifts (the
+    // agent re-sends its whole outbox only after a reconnect); at most
+    // kMaxHeldClaims, the rest wait for that reconnect.
+    std::vector<tunnel::Claim> held_claims;
   };
   std::unordered_map<std::string, AgentBook> books_;
   struct TierCache {

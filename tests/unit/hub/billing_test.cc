@@ -478,6 +478,7 @@ TEST_F(BillingTest, AnAgentAheadOfTheHubGetsNoCallsUntilTheChainsAgree) {
   // The restored hub: a database without those two entries.
   auto users = UserStore::open(dir.file("restored.db"));
   ASSERT_TRUE(users.ok());
+  ASSERT_TRUE(users->add_user("alice", 1).ok());
   auto opened = SqliteLedgerStore::open(dir.file("restored.db"));
   ASSERT_TRUE(opened.ok()) << opened.status().to_string();
   std::unique_ptr<SqliteLedgerStore> restored = std::move(*opened);
@@ -491,8 +492,23 @@ TEST_F(BillingTest, AnAgentAheadOfTheHubGetsNoCallsUntilTheChainsAgree) {
   hub.on_sync(agent, s);
   EXPECT_FALSE(hub.takes_calls(agent));
   EXPECT_TRUE(hub.takes_calls(other));
-  // Its outbox claims are left unanswered (they stay in the outbox).
-  hub.on_claim(agent, claim("req-3", 8, 4, 30));
+  // Its outbox claims are left unanswered (they stay in the outbox): one
+  // of a call the restored hub never saw, with its ticket, and one of a
+  // call that had none.
+  auto alice = restored->user_balance("alice");
+  ASSERT_TRUE(alice.ok() && *alice);
+  PendingRequest p3;
+  p3.request_id = "req-3";
+  p3.agent = agent;
+  p3.user_id = (*alice)->user_id;
+  p3.model = "gpt-x";
+  p3.price_version = 1;
+  p3.created_ms = unix_now_ms();
+  tunnel::Claim c3 = claim("req-3", 8, 4, 30);
+  c3.ticket = CallTickets(key).issue(p3);
+  hub.on_claim(agent, c3);
+  hub.on_claim(agent, c3);  // sent twice (a reconnect): held once
+  hub.on_claim(agent, claim("req-4", 1, 0, 1));
   run_for(50);
   EXPECT_TRUE(to_agent.empty());
   EXPECT_EQ(hub.settled_count(), 0u);
@@ -523,6 +539,23 @@ TEST_F(BillingTest, AnAgentAheadOfTheHubGetsNoCallsUntilTheChainsAgree) {
   ASSERT_TRUE(imported.ok()) << imported.status().to_string();
   ASSERT_EQ(imported->back().hash, s.head);
   run_until([&] { return hub.takes_calls(agent); });
+  // The held claims are answered on the same tunnel: req-3 is settled as
+  // entry 3 from its ticket, req-4 (no ticket, no row) refused.
+  run_until([&] { return hub.settled_count() == 1; });
+  auto e3 = restored->settled("req-3");
+  ASSERT_TRUE(e3.ok() && *e3);
+  EXPECT_EQ((*e3)->entry.seq, 3u);
+  EXPECT_EQ((*e3)->entry.prev, s.head);
+  std::vector<std::string> refused;
+  for (const auto& m : to_agent) {
+    if (auto* r = std::get_if<tunnel::ClaimRejected>(&m)) refused.push_back(r->request_id);
+  }
+  EXPECT_EQ(refused, std::vector<std::string>{"req-4"});
+  run_until([&] {
+    size_t settles = 0;
+    for (const auto& m : to_agent) settles += std::holds_alternative<tunnel::Settle>(m);
+    return settles == 1;
+  });
   hub.stop();
 }
 
