@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "shared/crypto/hash.h"
+#include "shared/json/json.h"
 
 namespace tg::ledger {
 
@@ -141,77 +142,10 @@ void put_field(std::string* out, const char* name) {
 
 // ---- JSON reading ----
 
-struct JsonDeleter {
-  void operator()(cJSON* j) const noexcept { cJSON_Delete(j); }
-};
-using JsonPtr = std::unique_ptr<cJSON, JsonDeleter>;
+using JsonPtr = json::Ptr;
 
 Status bad(const std::string& where, const std::string& what) {
   return error(Errc::protocol, where + ": " + what);
-}
-
-bool only_whitespace(const char* p, const char* end) {
-  for (; p < end; ++p) {
-    if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') return false;
-  }
-  return true;
-}
-
-bool is_number_char(char c) {
-  return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
-}
-
-// Checks what cJSON does not (nesting depth, raw control characters, \u0000)
-// before parsing, and records the source text of every value of the top-level
-// object, in order, when it is a number (empty otherwise): cJSON keeps numbers
-// only as doubles, and a ledger number must be written as a plain integer.
-Status prescan(std::string_view s, std::vector<std::string_view>* member_numbers) {
-  int depth = 0;
-  bool in_string = false;
-  bool expect_member_value = false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char ch = s[i];
-    const auto c = static_cast<unsigned char>(ch);
-    if (in_string) {
-      if (c == '"') {
-        in_string = false;
-      } else if (c == '\\') {
-        if (i + 1 < s.size() && s[i + 1] == 'u' && s.substr(i + 2, 4) == "0000") {
-          return error(Errc::parse, "entry: \\u0000 in a string at offset " + std::to_string(i));
-        }
-        ++i;  // the escaped character; cJSON checks the escape itself
-      } else if (c < 0x20) {
-        return error(Errc::parse,
-                     "entry: control character in a string at offset " + std::to_string(i));
-      }
-      continue;
-    }
-    if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') continue;
-    if (expect_member_value) {
-      expect_member_value = false;
-      if (is_number_char(ch)) {
-        size_t j = i;
-        while (j < s.size() && is_number_char(s[j])) ++j;
-        member_numbers->push_back(s.substr(i, j - i));
-        i = j - 1;
-        continue;
-      }
-      member_numbers->push_back(std::string_view());
-    }
-    if (ch == '"') {
-      in_string = true;
-    } else if (ch == ':') {
-      expect_member_value = depth == 1;
-    } else if (ch == '[' || ch == '{') {
-      if (++depth > kMaxJsonDepth) {
-        return error(Errc::parse, "entry: nesting deeper than " + std::to_string(kMaxJsonDepth) +
-                                      " at offset " + std::to_string(i));
-      }
-    } else if (ch == ']' || ch == '}') {
-      --depth;
-    }
-  }
-  return Status();
 }
 
 std::string describe(const cJSON* j) {
@@ -226,16 +160,6 @@ std::string describe(const cJSON* j) {
   if (cJSON_IsArray(j)) return "an array";
   if (cJSON_IsObject(j)) return "an object";
   return "an invalid value";
-}
-
-// A plain JSON integer without sign: "0" or [1-9][0-9]*, at most kMaxDigits.
-bool plain_integer(std::string_view t) {
-  if (t.empty() || t.size() > kMaxDigits) return false;
-  if (t[0] == '0' && t.size() > 1) return false;
-  for (char c : t) {
-    if (c < '0' || c > '9') return false;
-  }
-  return true;
 }
 
 // The top-level object of a line, read field by field.
@@ -271,7 +195,7 @@ class Reader {
     const std::string want = "must be an integer " + std::to_string(min) + ".." + std::to_string(max);
     if (!cJSON_IsNumber(j)) return bad(at, want + ", got " + describe(j));
     const std::string_view text = numbers_[index];
-    if (!plain_integer(text)) return bad(at, want + ", got " + shown(text));
+    if (!json::is_plain_integer(text, kMaxDigits)) return bad(at, want + ", got " + shown(text));
     // As in the tunnel codec: the double must be finite, integral and in range.
     // With at most 16 plain digits it is also the exact value of the text.
     const double d = j->valuedouble;
@@ -480,19 +404,16 @@ Result<Entry> from_json(std::string_view line) {
     return error(Errc::limit, "entry: line of " + std::to_string(line.size()) +
                                   " bytes, over the limit of " + std::to_string(kMaxJsonLine));
   }
+  // Each member's number as written, in order (cJSON keeps only doubles;
+  // a ledger number must be a plain integer).
   std::vector<std::string_view> numbers;
-  TG_TRY(prescan(line, &numbers));
-  const std::string copy(line);  // cJSON gets a NUL-terminated buffer whatever happens
-  const char* end = nullptr;
-  JsonPtr root(cJSON_ParseWithLengthOpts(copy.c_str(), copy.size(), &end, 0));
-  if (!root) {
-    const size_t at = end != nullptr ? static_cast<size_t>(end - copy.c_str()) : 0;
-    return error(Errc::parse, "entry: invalid JSON at offset " + std::to_string(at));
-  }
-  if (!only_whitespace(end, copy.c_str() + copy.size())) {
-    return error(Errc::parse, "entry: trailing bytes after the JSON value at offset " +
-                                  std::to_string(static_cast<size_t>(end - copy.c_str())));
-  }
+  json::Rules rules;
+  rules.what = "entry";
+  rules.max_depth = kMaxJsonDepth;
+  rules.on_member_value = [&numbers](std::string_view n) { numbers.push_back(n); };
+  auto parsed = json::parse(line, rules);
+  if (!parsed.ok()) return parsed.status();
+  JsonPtr root = std::move(*parsed);
   if (!cJSON_IsObject(root.get())) {
     return bad("entry", "must be a JSON object, got " + describe(root.get()));
   }

@@ -6,11 +6,10 @@
 #include <memory>
 
 #include "shared/crypto/hash.h"
+#include "shared/json/json.h"
 
 namespace tg::ledger {
 namespace {
-
-using Json = std::unique_ptr<cJSON, decltype(&cJSON_Delete)>;
 
 bool exact_uint(const cJSON* v, uint64_t max, uint64_t* out) {
   if (!cJSON_IsNumber(v)) return false;
@@ -88,12 +87,24 @@ Result<ExportFile> parse_export(std::string_view text) {
     if (line.size() > kMaxJsonLine) return error(Errc::limit, where + "longer than 4096 bytes");
     if (line.rfind("{\"checkpoint\":", 0) == 0) {
       if (out.entries.empty()) return error(Errc::protocol, where + "checkpoint before any entry");
-      const std::string copy(line);  // NUL-terminated for cJSON's trailing-bytes check
-      Json doc(cJSON_ParseWithLengthOpts(copy.c_str(), copy.size() + 1, nullptr, 1), cJSON_Delete);
-      if (!doc || !cJSON_IsObject(doc.get()) || !doc->child || doc->child->next) {
+      json::Rules rules;
+      rules.what = "checkpoint";
+      rules.max_depth = 4;  // {"checkpoint":{...}}, a little slack for errors
+      // Numbers as the exporter writes them: plain integers (a double could
+      // not tell 1.0000000000000001 from 1).
+      rules.on_number = [](const json::Literal& n) {
+        if (json::is_plain_integer(n.text, 16)) return Status();
+        return error(Errc::parse, "checkpoint: number " + std::string(n.text.substr(0, 40)) +
+                                      " at offset " + std::to_string(n.offset) +
+                                      " is not a plain integer");
+      };
+      auto doc = json::parse(line, rules);
+      if (!doc.ok()) return error(Errc::parse, where + doc.status().message());
+      const cJSON* root = doc->get();
+      if (!cJSON_IsObject(root) || !root->child || root->child->next) {
         return error(Errc::parse, where + "not a checkpoint object");
       }
-      auto c = checkpoint_from(cJSON_GetObjectItemCaseSensitive(doc.get(), "checkpoint"),
+      auto c = checkpoint_from(cJSON_GetObjectItemCaseSensitive(root, "checkpoint"),
                                out.entries.front().agent);
       if (!c.ok()) return error(c.status().code(), where + c.status().message());
       out.checkpoints.push_back(*c);

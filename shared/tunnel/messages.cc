@@ -11,24 +11,14 @@
 #include <set>
 
 #include "shared/crypto/hash.h"
+#include "shared/json/json.h"
 #include "shared/tunnel/codes.h"
 
 namespace tg::tunnel {
 
 namespace {
 
-struct JsonDeleter {
-  void operator()(cJSON* j) const noexcept { cJSON_Delete(j); }
-};
-using JsonPtr = std::unique_ptr<cJSON, JsonDeleter>;
-
-// Whether the text is a JSON whitespace-only tail.
-bool only_whitespace(const char* p, const char* end) {
-  for (; p < end; ++p) {
-    if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') return false;
-  }
-  return true;
-}
+using JsonPtr = json::Ptr;
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -74,58 +64,17 @@ bool literal_is_integral(std::string_view s) {
   return exponent - static_cast<int64_t>(frac_end - frac_begin) + zeros >= 0;
 }
 
-// Checks what cJSON does not: nesting depth (cJSON recurses), raw control
-// characters inside strings, \u0000 (cJSON would truncate at it), and number
-// literals that are not integers but read as one once parsed into a double
-// (1.0000000000000001, 9007199254740991.4): every number of this protocol is
-// an integer, and a field check on the double could not tell. Runs before
-// parsing so a hostile nesting never reaches the recursive parser.
-Status prescan(std::string_view s) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (in_string) {
-      if (c == '"') {
-        in_string = false;
-      } else if (c == '\\') {
-        if (i + 1 < s.size() && s[i + 1] == 'u' && s.substr(i + 2, 4) == "0000") {
-          return error(Errc::parse, "message: \\u0000 in a string at offset " + std::to_string(i));
-        }
-        ++i;  // the escaped character; cJSON checks the escape itself
-      } else if (c < 0x20) {
-        return error(Errc::parse, "message: control character in a string at offset " +
-                                      std::to_string(i));
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxJsonDepth) {
-        return error(Errc::parse, "message: nesting deeper than " + std::to_string(kMaxJsonDepth) +
-                                      " at offset " + std::to_string(i));
-      }
-    } else if (c == ']' || c == '}') {
-      --depth;
-    } else if (c == '-' || is_digit(static_cast<char>(c))) {
-      size_t end = i;
-      while (end < s.size() && std::strchr("0123456789+-.eE", s[end]) != nullptr && s[end] != 0) {
-        ++end;
-      }
-      const std::string_view literal = s.substr(i, end - i);
-      if (!literal_is_integral(literal)) {
-        const double d = std::strtod(std::string(literal).c_str(), nullptr);
-        if (std::isfinite(d) && std::floor(d) == d) {
-          return error(Errc::parse, "message: number " + std::string(literal.substr(0, 40)) +
-                                        (literal.size() > 40 ? "..." : "") + " at offset " +
-                                        std::to_string(i) + " is not an integer but reads as one");
-        }
-      }
-      i = end - 1;
-    }
-  }
-  return Status();
+// Every number of this protocol is an integer. A literal that is not one
+// but reads as one once parsed into a double (1.0000000000000001,
+// 9007199254740991.4) is refused here: a field check on the double could
+// not tell.
+Status integral_literal(const json::Literal& lit) {
+  if (literal_is_integral(lit.text)) return Status();
+  const double d = std::strtod(std::string(lit.text).c_str(), nullptr);
+  if (!std::isfinite(d) || std::floor(d) != d) return Status();  // the field check says why
+  return error(Errc::parse, "message: number " + std::string(lit.text.substr(0, 40)) +
+                                (lit.text.size() > 40 ? "..." : "") + " at offset " +
+                                std::to_string(lit.offset) + " is not an integer but reads as one");
 }
 
 Status bad(const std::string& where, const std::string& what) {
@@ -290,19 +239,11 @@ Status check_headers(const std::string& where, const Headers& h) {
 }
 
 Result<JsonPtr> parse_json(std::string_view text, const char* where) {
-  TG_TRY(prescan(text));
-  const std::string copy(text);  // cJSON gets a NUL-terminated buffer whatever happens
-  const char* end = nullptr;
-  JsonPtr root(cJSON_ParseWithLengthOpts(copy.c_str(), copy.size(), &end, 0));
-  if (!root) {
-    const size_t at = end != nullptr ? static_cast<size_t>(end - copy.c_str()) : 0;
-    return error(Errc::parse, std::string(where) + ": invalid JSON at offset " + std::to_string(at));
-  }
-  if (!only_whitespace(end, copy.c_str() + copy.size())) {
-    return error(Errc::parse, std::string(where) + ": trailing bytes after the JSON value at offset " +
-                                  std::to_string(static_cast<size_t>(end - copy.c_str())));
-  }
-  return root;
+  json::Rules rules;
+  rules.what = where;
+  rules.max_depth = kMaxJsonDepth;
+  rules.on_number = integral_literal;
+  return json::parse(text, rules);
 }
 
 // ---- reading an object ----

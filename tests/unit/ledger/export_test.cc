@@ -82,6 +82,20 @@ TEST(LedgerExport, MalformedCheckpointsAreRefused) {
   ASSERT_NE(at, std::string::npos);
   frac.insert(frac.find(',', at), ".5");
   EXPECT_FALSE(parse_export(first + frac + "\n").ok());
+  // Numbers the exporter never writes, though a double reads them as the
+  // same integer: the signed text has one form per value.
+  for (const char* form : {".0", "e0", ".0000000000000001"}) {
+    std::string other_form = good;
+    other_form.insert(other_form.find(',', other_form.find("\"seq\":")), form);
+    auto r = parse_export(first + other_form + "\n");
+    ASSERT_FALSE(r.ok()) << form;
+    EXPECT_NE(r.status().message().find("is not a plain integer"), std::string::npos)
+        << r.status().message();
+  }
+  // Nesting is bounded before cJSON sees the line.
+  auto deep = parse_export(first + "{\"checkpoint\":" + std::string(100, '[') + "\n");
+  ASSERT_FALSE(deep.ok());
+  EXPECT_EQ(deep.status().message(), "line 2: checkpoint: nesting deeper than 4 at offset 17");
 }
 
 TEST(LedgerExport, MixedAgentsAreRefused) {
