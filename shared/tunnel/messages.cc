@@ -261,11 +261,13 @@ class Reader {
   Status check_fields(std::initializer_list<const char*> allowed) const {
     for (const cJSON* c = obj_->child; c != nullptr; c = c->next) {
       const char* name = c->string != nullptr ? c->string : "";
-      bool known = std::strcmp(name, "type") == 0;
-      for (const char* a : allowed) known = known || std::strcmp(name, a) == 0;
+      // First bytes first: most pairs differ there (2 % of the agent's CPU
+      // went to these comparisons for `settle`, 15 fields).
+      bool known = same(name, "type");
+      for (const char* a : allowed) known = known || same(name, a);
       if (!known) return bad(type_, "unknown field \"" + std::string(name).substr(0, 64) + "\"");
       for (const cJSON* d = obj_->child; d != c; d = d->next) {
-        if (d->string != nullptr && std::strcmp(d->string, name) == 0) {
+        if (d->string != nullptr && same(d->string, name)) {
           return bad(type_, "duplicate field \"" + std::string(name).substr(0, 64) + "\"");
         }
       }
@@ -274,6 +276,8 @@ class Reader {
   }
 
   std::string where(const char* name) const { return std::string(type_) + "." + name; }
+
+  static bool same(const char* a, const char* b) { return a[0] == b[0] && std::strcmp(a, b) == 0; }
 
   const cJSON* find(const char* name) const {
     for (const cJSON* c = obj_->child; c != nullptr; c = c->next) {
