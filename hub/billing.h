@@ -3,7 +3,7 @@
 //
 // Life of an attempt (one `call` to one agent, key = its request id):
 //   open()        the Ticket meters the bytes the hub receives; its token (a
-//                 MAC'd call ticket, hub/call_ticket.h) goes out in the call.
+//                 sealed call ticket, hub/call_ticket.h) goes out in the call.
 //                 Nothing is written: a claim the hub cannot match in memory
 //                 is billed from the ticket it carries back.
 //   stream end    ended() (finish/error received: the hub saw every byte the

@@ -3,17 +3,18 @@
 // A claim can reach the hub after the hub forgot the attempt: the hub
 // restarted in between, or the claim came on a later tunnel. To bill it to
 // the right user at the right price, the hub once committed a pending row
-// (user, model, price version, time) before every call went out: one
-// synchronous SQLite commit per request. Instead, each call now carries a
-// ticket: those fields and an HMAC-SHA-256 over them, the request id, the
-// agent's key and the model, under a key derived from the hub's ledger key
-// (so it survives restarts and needs no key file of its own). The agent
-// keeps the ticket with the call's outbox row and returns it in its claim;
-// the hub checks the MAC and bills from it. A ticket cannot be moved to
-// another request, agent or model, nor its user or price changed.
+// (user, price version, time) before every call went out: one synchronous
+// SQLite commit per request. Instead, each call now carries a ticket: those
+// fields sealed (XChaCha20-Poly1305, crypto/aead.h) under a key derived from
+// the hub's ledger key, so it survives restarts and needs no key file of its
+// own, with the request id, the agent's key and the model as associated
+// data. The agent keeps the ticket with the call's outbox row and returns it
+// in its claim; the hub opens it and bills from it. The agent cannot read
+// it (it learns no user id), alter it, or move it to another request, agent
+// or model.
 //
-// Text form (visible ASCII, at most tunnel::kMaxTicket characters):
-//   "1.<user_id>.<price_version>.<created_ms>.<64 hex digits of the MAC>"
+// Text form (at most tunnel::kMaxTicket characters):
+//   "1." + 128 lowercase hex digits (nonce, sealed fields, tag: 64 bytes)
 #pragma once
 
 #include <string>
@@ -31,7 +32,8 @@ class CallTickets {
   explicit CallTickets(const crypto::KeyPair& ledger_key);
 
   // The ticket for attempt `p` (request id, agent, user, model, price
-  // version and creation time; `observed` is not part of it).
+  // version and creation time; `observed` is not part of it). Each call
+  // gives another text (the nonce is random).
   std::string issue(const PendingRequest& p) const;
   // The attempt `ticket` stands for, if this hub issued it for `request_id`
   // to `agent` for `model`; else Errc::invalid_argument saying why.

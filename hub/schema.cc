@@ -137,7 +137,7 @@ ALTER TABLE users ADD COLUMN tpm INTEGER;
     R"sql(
 DROP INDEX pending_created;
 )sql",
-    // 6: calls carry MAC'd tickets (hub/call_ticket.h), so a call in flight
+    // 6: calls carry sealed tickets (hub/call_ticket.h), so a call in flight
     // has no row; a call the agent refused keeps one, cancelled, so its
     // ticket cannot be claimed.
     R"sql(

@@ -28,22 +28,6 @@ Sha256 sha256(std::string_view data) {
   return out;
 }
 
-Sha256 hmac_sha256(std::string_view key, std::string_view message) {
-  init();
-  crypto_auth_hmacsha256_state st;
-  crypto_auth_hmacsha256_init(&st, bytes_of(key), key.size());
-  crypto_auth_hmacsha256_update(&st, bytes_of(message), message.size());
-  Sha256 out;
-  crypto_auth_hmacsha256_final(&st, out.data());
-  sodium_memzero(&st, sizeof st);
-  return out;
-}
-
-bool hmac_sha256_verify(std::string_view key, std::string_view message, const Sha256& mac) {
-  const Sha256 want = hmac_sha256(key, message);
-  return sodium_memcmp(want.data(), mac.data(), want.size()) == 0;
-}
-
 Sha256Stream::Sha256Stream() {
   init();
   crypto_hash_sha256_init(&state_);

@@ -33,11 +33,6 @@ class Sha256Stream {
   crypto_hash_sha256_state state_;
 };
 
-// HMAC-SHA-256 (RFC 2104, libsodium).
-Sha256 hmac_sha256(std::string_view key, std::string_view message);
-// Whether `mac` is the HMAC-SHA-256 of `message`, compared in constant time.
-bool hmac_sha256_verify(std::string_view key, std::string_view message, const Sha256& mac);
-
 // SHA-1, for Sec-WebSocket-Accept only. Never use it for anything secure.
 std::array<uint8_t, 20> sha1(std::string_view data);
 

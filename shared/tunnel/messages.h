@@ -115,7 +115,7 @@ struct Call {
   Headers headers;  // names lowercase
   bool stream = false;
   uint32_t deadline_ms = 0;
-  // The hub's MAC'd billing ticket for this attempt (hub/call_ticket.h):
+  // The hub's sealed billing ticket for this attempt (hub/call_ticket.h):
   // opaque to the agent, which keeps it with the call's outbox row and
   // returns it in the claim. Empty: none (a hub without billing).
   std::string ticket;
