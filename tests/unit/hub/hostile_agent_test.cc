@@ -1102,9 +1102,9 @@ TEST_F(HostileAgentTest, AgentThatStopsReadingCannotGrowTheHubsQueueWithAnswers)
   b.on_drain_fn = nullptr;
   // Bound: the session's queue limit (high-water mark + max_streams x window
   // + kControlBacklog) and a batch of answers, with slack; the tunnel is closed.
-  const size_t limit = tunnel_settings.write_high_water +
-                       static_cast<size_t>(tunnel_settings.max_streams) * tunnel_settings.window_bytes +
-                       tunnel::kControlBacklog;
+  const auto limit = static_cast<size_t>(
+      tunnel_settings.write_high_water +
+      uint64_t{tunnel_settings.max_streams} * tunnel_settings.window_bytes + tunnel::kControlBacklog);
   EXPECT_FALSE(tunnels->tunnels().online(b.pubkey())) << "the tunnel of an agent that reads nothing stayed up";
   EXPECT_LT(mem.peak_growth(), limit + 8 * kMiB)
       << sent << " syncs answered into the queue of an agent that reads nothing";
