@@ -9,6 +9,9 @@
 //  - write() copies; the caller's buffers are free when it returns. Memory is
 //    the caller's to bound: it watches queued_bytes() against the high-water
 //    mark and waits for on_stream_drain before producing more.
+//  - The writes of one loop turn leave together, at the start of the next
+//    turn and before the loop can block: a response head, its body and its
+//    end cost one system write, and nothing waits on a timer.
 #pragma once
 
 #include <cstddef>
@@ -61,6 +64,9 @@ class Stream {
   virtual Status write(std::string_view data) = 0;
   // Queues several buffers with one system write where possible.
   virtual Status writev(const std::string_view* parts, size_t count) = 0;
+  // Turns the gathering of one turn's writes off (a layer that gathers its
+  // own, as TLS does, writes through at once) or back on. On by default.
+  virtual void set_write_batching(bool on) noexcept { (void)on; }
   // Bytes accepted by write() that the kernel has not taken yet.
   virtual size_t queued_bytes() const noexcept = 0;
   // on_stream_drain fires when queued_bytes() drops to `low` after having

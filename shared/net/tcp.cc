@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sodium.h>
 #include <sys/socket.h>
 
 #include <cstdlib>
@@ -27,6 +28,12 @@ char* read_buffer() {
 }
 constexpr size_t kDefaultHighWater = 256 * 1024;
 constexpr size_t kDefaultLowWater = 64 * 1024;
+// Writes of one loop turn are gathered up to this many bytes; a write that
+// would pass it sends the batch and itself at once, uncopied.
+constexpr size_t kBatchBytes = 16 * 1024;
+// A batch buffer up to this size is kept for the next turn; larger ones are
+// freed, so an idle connection holds no more than this.
+constexpr size_t kKeptBatchBuffer = 2 * 1024;
 
 std::string format_address(const sockaddr_storage& ss) {
   char ip[INET6_ADDRSTRLEN] = "?";
@@ -66,7 +73,11 @@ struct WriteReq {
     w->size = size;
     return w;
   }
-  static void destroy(WriteReq* w) { std::free(w); }
+  // The bytes may be a request head with a vendor key: wiped before freeing.
+  static void destroy(WriteReq* w) {
+    sodium_memzero(w->data(), w->size);
+    std::free(w);
+  }
 };
 
 class TcpStream final : public Stream {
@@ -92,52 +103,44 @@ class TcpStream final : public Stream {
     size_t total = 0;
     for (size_t i = 0; i < count; ++i) total += parts[i].size();
     if (total == 0) return Status();
-
-    // Try to hand the bytes straight to the kernel; copy only what is left.
-    size_t skip = 0;
-    if (queued_ == 0) {
-      uv_buf_t bufs[16];
-      if (count <= 16) {
-        for (size_t i = 0; i < count; ++i) {
-          bufs[i] = uv_buf_init(const_cast<char*>(parts[i].data()),
-                                static_cast<unsigned>(parts[i].size()));
-        }
-        int n = uv_try_write(stream(), bufs, static_cast<unsigned>(count));
-        if (n > 0) skip = static_cast<size_t>(n);
-        else if (n != UV_EAGAIN && n != UV_ENOSYS) {
-          fail_later(uv_status(n, "write"));
-          return Status();  // the failure arrives from the loop
-        }
-      }
-    }
-    if (skip == total) return Status();
-
-    WriteReq* w = WriteReq::make(total - skip);
-    size_t off = 0;
-    for (size_t i = 0; i < count; ++i) {
-      std::string_view p = parts[i];
-      if (skip >= p.size()) {
-        skip -= p.size();
-        continue;
-      }
-      p.remove_prefix(skip);
-      skip = 0;
-      std::memcpy(w->data() + off, p.data(), p.size());
-      off += p.size();
-    }
-    uv_buf_t buf = uv_buf_init(w->data(), static_cast<unsigned>(w->size));
-    int rc = uv_write(&w->req, stream(), &buf, 1, &TcpStream::on_write);
-    if (rc != 0) {
-      WriteReq::destroy(w);
-      fail_later(uv_status(rc, "write"));
+    if (!batching_) {
+      send(parts, count, total);
       return Status();
     }
-    queued_ += w->size;
-    if (queued_ > high_) above_high_ = true;
+    if (batch_.size() + total > kBatchBytes) {
+      // Too much to copy: the batch, then these bytes, in one system write.
+      std::string_view all[kMaxParts];
+      if (!batch_.empty() && count < kMaxParts) {
+        all[0] = batch_;
+        for (size_t i = 0; i < count; ++i) all[i + 1] = parts[i];
+        send(all, count + 1, batch_.size() + total);
+        clear_batch();
+      } else {
+        flush_batch();
+        if (state_ == State::open) send(parts, count, total);
+      }
+      return Status();
+    }
+    // Gather: everything written during this turn of the loop goes out in one
+    // write at the start of the next turn, before the loop can block.
+    for (size_t i = 0; i < count; ++i) batch_.append(parts[i]);
+    if (queued_bytes() > high_) above_high_ = true;
+    if (!flush_) flush_ = std::make_unique<Timer>(tcp_->loop);
+    if (!flush_->active()) {
+      flush_->start(0, 0, [this] {
+        flush_batch();
+        maybe_drain();
+      });
+    }
     return Status();
   }
 
-  size_t queued_bytes() const noexcept override { return queued_; }
+  void set_write_batching(bool on) noexcept override {
+    if (!on) flush_batch();
+    batching_ = on;
+  }
+
+  size_t queued_bytes() const noexcept override { return queued_ + batch_.size(); }
   size_t high_water() const noexcept override { return high_; }
   void set_write_watermarks(size_t high, size_t low) noexcept override {
     high_ = high;
@@ -155,6 +158,8 @@ class TcpStream final : public Stream {
 
   void shutdown() noexcept override {
     if (state_ != State::open) return;
+    flush_batch();
+    if (state_ != State::open) return;
     state_ = State::shutting_down;
     auto* req = new uv_shutdown_t;
     int rc = uv_shutdown(req, stream(), [](uv_shutdown_t* r, int status) {
@@ -170,9 +175,11 @@ class TcpStream final : public Stream {
 
   void close() noexcept override {
     if (!tcp_) return;
+    offer_batch();
     state_ = State::ended;
     handler_ = nullptr;
     deferred_.reset();
+    flush_.reset();
     uv_read_stop(stream());
     detail::close_and_free(tcp_);  // pending writes complete with ECANCELED
     tcp_ = nullptr;
@@ -215,6 +222,7 @@ class TcpStream final : public Stream {
 
   void end(const Status& why) {
     if (state_ == State::ended) return;
+    offer_batch();
     state_ = State::ended;
     if (tcp_) uv_read_stop(stream());
     reading_ = false;
@@ -252,11 +260,92 @@ class TcpStream final : public Stream {
       self->end(uv_status(status, "write"));
       return;
     }
-    if (self->above_high_ && self->queued_ <= self->low_) {
-      self->above_high_ = false;
-      if (self->handler_) self->handler_->on_stream_drain(*self);
+    self->maybe_drain();
+  }
+
+  void maybe_drain() {
+    if (above_high_ && queued_bytes() <= low_) {
+      above_high_ = false;
+      if (handler_) handler_->on_stream_drain(*this);
     }
   }
+
+  // Hands bytes to the kernel, or copies what it does not take into a
+  // queued uv write. Failures arrive from the loop.
+  void send(const std::string_view* parts, size_t count, size_t total) {
+    size_t skip = 0;
+    if (queued_ == 0 && count <= kMaxParts) {
+      uv_buf_t bufs[kMaxParts];
+      for (size_t i = 0; i < count; ++i) {
+        bufs[i] = uv_buf_init(const_cast<char*>(parts[i].data()),
+                              static_cast<unsigned>(parts[i].size()));
+      }
+      int n = uv_try_write(stream(), bufs, static_cast<unsigned>(count));
+      if (n > 0) skip = static_cast<size_t>(n);
+      else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+        fail_later(uv_status(n, "write"));
+        return;
+      }
+    }
+    if (skip == total) return;
+
+    WriteReq* w = WriteReq::make(total - skip);
+    size_t off = 0;
+    for (size_t i = 0; i < count; ++i) {
+      std::string_view p = parts[i];
+      if (skip >= p.size()) {
+        skip -= p.size();
+        continue;
+      }
+      p.remove_prefix(skip);
+      skip = 0;
+      std::memcpy(w->data() + off, p.data(), p.size());
+      off += p.size();
+    }
+    uv_buf_t buf = uv_buf_init(w->data(), static_cast<unsigned>(w->size));
+    int rc = uv_write(&w->req, stream(), &buf, 1, &TcpStream::on_write);
+    if (rc != 0) {
+      WriteReq::destroy(w);
+      fail_later(uv_status(rc, "write"));
+      return;
+    }
+    queued_ += w->size;
+    if (queued_bytes() > high_) above_high_ = true;
+  }
+
+  void flush_batch() {
+    if (flush_) flush_->stop();
+    if (batch_.empty()) return;
+    if (state_ == State::open) {
+      std::string_view all(batch_);
+      send(&all, 1, all.size());
+    }
+    clear_batch();
+  }
+
+  // The stream is ending: what the kernel takes at once still goes out (as
+  // it did before batching, when every write tried the kernel first).
+  void offer_batch() {
+    if (batch_.empty()) return;
+    if (tcp_ && queued_ == 0 && state_ == State::open) {
+      uv_buf_t buf = uv_buf_init(batch_.data(), static_cast<unsigned>(batch_.size()));
+      (void)uv_try_write(stream(), &buf, 1);
+    }
+    clear_batch();
+  }
+
+  // The batch may hold a request head with a vendor key: wiped, then kept
+  // for the next turn only when small.
+  void clear_batch() {
+    sodium_memzero(batch_.data(), batch_.size());
+    if (batch_.capacity() > kKeptBatchBuffer) {
+      std::string().swap(batch_);
+    } else {
+      batch_.clear();
+    }
+  }
+
+  static constexpr size_t kMaxParts = 16;
 
   uv_tcp_t* tcp_;
   StreamHandler* handler_ = nullptr;
@@ -265,11 +354,14 @@ class TcpStream final : public Stream {
   bool reading_ = false;
   bool above_high_ = false;
   bool pending_failure_ = false;
-  size_t queued_ = 0;
+  bool batching_ = true;
+  size_t queued_ = 0;  // bytes in uv writes; batch_ is counted apart
   size_t high_ = kDefaultHighWater;
   size_t low_ = kDefaultLowWater;
   std::string peer_;
   std::unique_ptr<Timer> deferred_;
+  std::string batch_;             // this turn's writes, not yet sent
+  std::unique_ptr<Timer> flush_;  // sends batch_ at the start of the next turn
 };
 
 Status parse_ip(const std::string& host, uint16_t port, sockaddr_storage* out) {

@@ -106,6 +106,7 @@ std::unique_ptr<TlsStream> TlsStream::client(uv_loop_t* loop, net::StreamPtr inn
 Status TlsStream::setup(mbedtls_ssl_config* conf, const std::string& server_name,
                         uint64_t timeout_ms) {
   inner_->set_write_watermarks(low_, low_);
+  inner_->set_write_batching(false);  // flush_pending() already sends a turn's records at once
   inner_->set_handler(this);
   schedule_pump();  // the client's hello, or a failure below, goes out from the loop
   int rc = mbedtls_ssl_setup(&ssl_, conf);

@@ -85,6 +85,90 @@ TEST(Tcp, ShutdownGivesPeerAnOrderlyEnd) {
   EXPECT_TRUE(loop.close().ok());
 }
 
+// A response head, its body and its end written in one turn are held, then
+// leave together at the start of the next turn: one system write, not three.
+TEST(Tcp, WritesOfOneTurnLeaveTogether) {
+  Loop loop;
+  {
+    Pair p(loop);
+    Sink cs, ss;
+    p.client->set_handler(&cs);
+    p.server->set_handler(&ss);
+    const std::string head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+    std::string_view chunk[] = {"5\r\n", "hello", "\r\n"};
+    ASSERT_TRUE(p.server->write(head).ok());
+    ASSERT_TRUE(p.server->writev(chunk, 3).ok());
+    ASSERT_TRUE(p.server->write("0\r\n\r\n").ok());
+    const std::string all = head + "5\r\nhello\r\n0\r\n\r\n";
+    EXPECT_EQ(p.server->queued_bytes(), all.size());  // still ours: nothing sent yet
+    EXPECT_FALSE(p.server->write_blocked());
+    ASSERT_TRUE(loop.run_until([&] { return cs.data == all; }, 2000));
+    EXPECT_EQ(p.server->queued_bytes(), 0u);
+
+    // Turned off (TLS gathers its own records), a write goes to the kernel at once.
+    p.server->set_write_batching(false);
+    ASSERT_TRUE(p.server->write("now").ok());
+    EXPECT_EQ(p.server->queued_bytes(), 0u);
+    ASSERT_TRUE(loop.run_until([&] { return cs.data == all + "now"; }, 2000));
+  }
+  EXPECT_TRUE(loop.close().ok());
+}
+
+// A write too large to copy sends the held bytes first, then itself: order kept.
+TEST(Tcp, LargeWriteAfterHeldOnesKeepsOrder) {
+  Loop loop;
+  {
+    Pair p(loop);
+    Sink cs, ss;
+    p.client->set_handler(&cs);
+    p.server->set_handler(&ss);
+    const std::string a(100, 'a'), b(64 * 1024, 'b'), c(10, 'c');
+    ASSERT_TRUE(p.client->write(a).ok());
+    ASSERT_TRUE(p.client->write(b).ok());
+    ASSERT_TRUE(p.client->write(c).ok());
+    ASSERT_TRUE(loop.run_until([&] { return ss.data.size() == a.size() + b.size() + c.size(); },
+                               3000));
+    EXPECT_EQ(ss.data, a + b + c);
+  }
+  EXPECT_TRUE(loop.close().ok());
+}
+
+// Held bytes count against the high-water mark, and their departure drains.
+TEST(Tcp, HeldBytesBlockUntilTheyLeave) {
+  Loop loop;
+  {
+    Pair p(loop);
+    Sink cs, ss;
+    p.client->set_handler(&cs);
+    p.server->set_handler(&ss);
+    p.client->set_write_watermarks(1024, 512);
+    ASSERT_TRUE(p.client->write(std::string(2000, 'x')).ok());
+    EXPECT_TRUE(p.client->write_blocked());
+    EXPECT_EQ(cs.drains, 0);  // never from inside write()
+    ASSERT_TRUE(loop.run_until([&] { return cs.drains == 1; }, 2000));
+    EXPECT_FALSE(p.client->write_blocked());
+    ASSERT_TRUE(loop.run_until([&] { return ss.data.size() == 2000; }, 2000));
+  }
+  EXPECT_TRUE(loop.close().ok());
+}
+
+// An error answer written and the connection closed in the same turn (what a
+// server does with a bad request) still reaches the peer.
+TEST(Tcp, CloseRightAfterAWriteStillSendsIt) {
+  Loop loop;
+  {
+    Pair p(loop);
+    Sink cs, ss;
+    p.client->set_handler(&cs);
+    p.server->set_handler(&ss);
+    ASSERT_TRUE(p.server->write("HTTP/1.1 400 Bad Request\r\n\r\n").ok());
+    p.server.reset();
+    ASSERT_TRUE(loop.run_until([&] { return cs.ends == 1; }, 2000));
+    EXPECT_EQ(cs.data, "HTTP/1.1 400 Bad Request\r\n\r\n");
+  }
+  EXPECT_TRUE(loop.close().ok());
+}
+
 TEST(Tcp, ConnectRefusedIsReportedFromTheLoop) {
   Loop loop;
   uint16_t port;
