@@ -2,8 +2,10 @@
 
 #include <mbedtls/version.h>
 #include <mbedtls/sha1.h>
+#include <pthread.h>
 
 #include <cstdlib>
+#include <cstring>
 
 namespace tg::crypto {
 
@@ -13,11 +15,34 @@ const unsigned char* bytes_of(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
 }
 
+// Small requests (request ids, nonces, jitter) are served from a per-thread
+// pool of the kernel's randomness, refilled kPoolBytes at a time: a request
+// through the hub then costs no getrandom call of its own. Every byte is
+// wiped from the pool as it is handed out, the pool is wiped when its thread
+// ends, and a forked child starts with an empty one (it must never repeat
+// the parent's bytes). Larger requests (keys) go to the kernel directly.
+constexpr size_t kPoolBytes = 256;
+constexpr size_t kPooledMax = 32;
+
+struct RandomPool {
+  unsigned char bytes[kPoolBytes];
+  size_t used = kPoolBytes;  // bytes[used..] are not handed out yet
+  ~RandomPool() { sodium_memzero(bytes, sizeof bytes); }
+};
+
+thread_local RandomPool t_pool;
+
+void forget_pool_in_child() {
+  sodium_memzero(t_pool.bytes, sizeof t_pool.bytes);
+  t_pool.used = kPoolBytes;
+}
+
 }  // namespace
 
 void init() {
   // sodium_init is idempotent; the static makes later calls a plain load.
-  static const bool ok = sodium_init() >= 0;
+  static const bool ok =
+      sodium_init() >= 0 && pthread_atfork(nullptr, nullptr, &forget_pool_in_child) == 0;
   if (!ok) std::abort();
 }
 
@@ -114,7 +139,18 @@ Result<std::string> hex_decode(std::string_view text) {
 
 void random_bytes(void* out, size_t n) {
   init();
-  randombytes_buf(out, n);
+  if (n > kPooledMax) {
+    randombytes_buf(out, n);
+    return;
+  }
+  RandomPool& pool = t_pool;
+  if (kPoolBytes - pool.used < n) {
+    randombytes_buf(pool.bytes, kPoolBytes);
+    pool.used = 0;
+  }
+  std::memcpy(out, pool.bytes + pool.used, n);
+  sodium_memzero(pool.bytes + pool.used, n);
+  pool.used += n;
 }
 
 std::string random_id() {

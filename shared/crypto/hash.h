@@ -46,6 +46,9 @@ std::string hex_encode(std::string_view bytes);
 // Accepts upper- and lowercase digits; rejects odd length and anything else.
 Result<std::string> hex_decode(std::string_view text);
 
+// Cryptographically random bytes from the kernel (libsodium). Requests up to
+// 32 bytes come from a per-thread pool refilled 256 bytes at a time, so ids
+// and nonces cost no system call each; fork-safe.
 void random_bytes(void* out, size_t n);
 // 128 random bits as 32 lowercase hex characters.
 std::string random_id();

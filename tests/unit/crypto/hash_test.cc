@@ -1,6 +1,10 @@
 #include "shared/crypto/hash.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -152,6 +156,58 @@ TEST(Random, BytesFillBuffer) {
   random_bytes(b, sizeof b);
   EXPECT_NE(std::string(reinterpret_cast<char*>(a), sizeof a),
             std::string(reinterpret_cast<char*>(b), sizeof b));
+}
+
+// The small requests come from a pool: across several refills no 16-byte
+// value repeats, and every size up to the pool's limit and past it works.
+TEST(Random, PooledBytesNeverRepeatAcrossRefills) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 200; ++i) {  // 3,200 bytes: a dozen refills of the pool
+    char raw[16];
+    random_bytes(raw, sizeof raw);
+    EXPECT_TRUE(seen.emplace(raw, sizeof raw).second) << "repeated at " << i;
+  }
+  for (size_t n : {1u, 7u, 24u, 31u, 32u, 33u, 64u, 300u}) {
+    std::string a(n, '\0'), b(n, '\0');
+    random_bytes(a.data(), n);
+    random_bytes(b.data(), n);
+    if (n >= 7) {
+      EXPECT_NE(a, b) << n;
+    }
+  }
+}
+
+// A forked child must not hand out the bytes its parent is about to: the
+// pool the child inherits is dropped at the fork.
+TEST(Random, ForkedChildDoesNotRepeatTheParent) {
+  char warm[8];
+  random_bytes(warm, sizeof warm);  // the pool now holds unread bytes
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    char mine[16];
+    random_bytes(mine, sizeof mine);
+    const bool sent = write(fds[1], mine, sizeof mine) == static_cast<ssize_t>(sizeof mine);
+    _exit(sent ? 0 : 1);
+  }
+  close(fds[1]);
+  char parent[16];
+  random_bytes(parent, sizeof parent);
+  char child[16];
+  size_t got = 0;
+  while (got < sizeof child) {
+    const ssize_t n = read(fds[0], child + got, sizeof child - got);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_EQ(got, sizeof child);
+  EXPECT_NE(std::string(parent, sizeof parent), std::string(child, sizeof child));
 }
 
 }  // namespace
