@@ -942,7 +942,7 @@ void Passthrough::retire(Call* c) {
   if (it == calls_.end()) return;
   graveyard_.push_back(std::move(*it));
   calls_.erase(it);
-  reaper_.start(0, 0, [this] { graveyard_.clear(); });
+  if (!reaper_.pending()) reaper_.post([this] { graveyard_.clear(); });
   linger_vendor_tls();
 }
 

@@ -200,7 +200,7 @@ class Passthrough final : public CallHandler {
   std::vector<std::vector<Idle>> idle_;         // per provider, most recent last; <= max_parallel
   std::vector<std::unique_ptr<Call>> calls_;
   std::vector<std::unique_ptr<Call>> graveyard_;
-  Timer reaper_;
+  Deferred reaper_;
   Timer sweeper_;                               // closes idle connections past idle_ms
   Limiter limiter_;
   Timer capacity_timer_;                        // unref'd: never keeps the loop alive

@@ -850,7 +850,7 @@ ApiServer::ApiServer(uv_loop_t* loop, const ApiSettings& settings, TunnelServer*
       routing_(routing),
       limits_{limits.rpm, limits.tpm},
       listener_(loop),
-      reap_timer_(loop) {
+      reaper_(loop) {
   created_s_ = unix_now_ms() / 1000;
   if (billing_) router_.set_admit([b = billing_](const std::string& agent) { return b->takes_calls(agent); });
 }
@@ -1006,7 +1006,7 @@ void ApiServer::request_done(Request* r) {
   if (it == requests_.end()) return;
   dead_.push_back(std::move(it->second));
   requests_.erase(it);
-  if (!reap_timer_.active()) reap_timer_.start(0, 0, [this] { on_reap(); });
+  if (!reaper_.pending()) reaper_.post([this] { on_reap(); });
 }
 
 void ApiServer::on_reap() noexcept { dead_.clear(); }

@@ -97,7 +97,7 @@ class ApiServer final : private http::ServerHandler {
   std::unique_ptr<http::Server> http_;
   std::unordered_map<Request*, std::unique_ptr<Request>> requests_;
   std::vector<std::unique_ptr<Request>> dead_;
-  Timer reap_timer_;
+  Deferred reaper_;
   bool stopping_ = false;
   int64_t created_s_ = 0;  // "created" of every model in /v1/models
 };

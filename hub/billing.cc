@@ -82,12 +82,12 @@ Billing::Billing(uv_loop_t* loop, const BillingSettings& settings, LedgerStore* 
       send_(std::move(send)),
       tier_(std::move(tier)),
       flush_timer_(loop),
-      reap_timer_(loop),
+      reaper_(loop),
       sweep_timer_(loop) {}
 
 Billing::~Billing() {
   flush_timer_.stop();
-  reap_timer_.stop();
+  reaper_.cancel();
   sweep_timer_.stop();
   for (auto& [id, t] : tickets_) {
     if (t->channel_) {
@@ -267,7 +267,7 @@ void Billing::drop_ticket(Ticket* t) {
   // Not the flush timer: starting that at 0 settled each request alone,
   // defeating the settle_delay group commit (one commit of ~6 pages per
   // request at c=1, docs/BENCH.md "One settle commit per batch again").
-  if (!reap_timer_.active()) reap_timer_.start(0, 0, [this] { dead_.clear(); });
+  if (!reaper_.pending()) reaper_.post([this] { dead_.clear(); });
 }
 
 void Billing::reject(const std::string& agent, const std::string& request_id,

@@ -209,7 +209,7 @@ class Billing {
   std::unordered_map<int64_t, int64_t> balances_;
   BalancesVersion balances_version_;
   Timer flush_timer_;
-  Timer reap_timer_;  // frees dead_ at the loop's next turn
+  Deferred reaper_;  // frees dead_ later in the loop's turn
   Timer sweep_timer_;
   uint64_t last_pending_sweep_ms_ = 0;
   uint64_t last_checkpoint_sweep_ms_ = 0;

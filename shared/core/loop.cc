@@ -126,6 +126,43 @@ void Timer::on_timer(uv_timer_t* h) noexcept {
   detail::run_guarded("Timer callback", [cb = self->cb_] { cb(); });
 }
 
+// ---- Deferred ----
+
+Deferred::Deferred(uv_loop_t* loop) : check_(new uv_check_t), idle_(new uv_idle_t) {
+  uv_check_init(loop, check_);
+  uv_idle_init(loop, idle_);
+  check_->data = this;
+}
+
+Deferred::~Deferred() {
+  detail::close_and_free(check_);
+  detail::close_and_free(idle_);
+}
+
+void Deferred::post(std::function<void()> cb) {
+  cb_ = std::move(cb);
+  uv_check_start(check_, &Deferred::on_check);
+  uv_idle_start(idle_, [](uv_idle_t*) {});
+}
+
+bool Deferred::pending() const noexcept {
+  return uv_is_active(reinterpret_cast<const uv_handle_t*>(check_)) != 0;
+}
+
+void Deferred::cancel() noexcept {
+  uv_check_stop(check_);
+  uv_idle_stop(idle_);
+}
+
+void Deferred::on_check(uv_check_t* h) noexcept {
+  auto* self = static_cast<Deferred*>(h->data);
+  if (!self) return;
+  self->cancel();
+  if (!self->cb_) return;
+  // The callback may destroy this Deferred or post again: run it from a copy.
+  detail::run_guarded("Deferred callback", [cb = self->cb_] { cb(); });
+}
+
 // ---- Signal ----
 
 Signal::Signal(uv_loop_t* loop) : handle_(new uv_signal_t) {

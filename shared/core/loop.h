@@ -98,6 +98,34 @@ class Timer {
   std::function<void()> cb_;
 };
 
+// Runs a callback later in this turn of the loop, after its I/O callbacks
+// (libuv's check phase), never inside post(): for work that must wait until
+// the caller's callback has returned, such as freeing the object whose
+// callback is running. Unlike a 0 ms Timer, which runs at the start of the
+// next turn, the handles the callback closes are finished before the loop
+// next polls, so that poll may block instead of returning at once only to
+// complete their closing (one epoll_wait per request on a quiet loop).
+// Posted from a timer or close callback, it still runs before the loop can
+// block. Destroying the Deferred (even inside its callback) cancels it.
+class Deferred {
+ public:
+  explicit Deferred(uv_loop_t* loop);
+  ~Deferred();
+  Deferred(const Deferred&) = delete;
+  Deferred& operator=(const Deferred&) = delete;
+
+  // Schedules `cb`, replacing one not yet run.
+  void post(std::function<void()> cb);
+  bool pending() const noexcept;
+  void cancel() noexcept;
+
+ private:
+  static void on_check(uv_check_t* h) noexcept;
+  uv_check_t* check_;
+  uv_idle_t* idle_;  // active while pending: the loop must not block first
+  std::function<void()> cb_;
+};
+
 // Signal watcher (SIGTERM, SIGINT, SIGHUP).
 class Signal {
  public:

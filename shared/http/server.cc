@@ -622,7 +622,7 @@ std::string address_key(std::string_view peer) {
 // --- Server ---
 
 Server::Server(uv_loop_t* loop, ServerHandler* handler, const ServerOptions& options)
-    : loop_(loop), handler_(handler), options_(options), reap_timer_(loop) {}
+    : loop_(loop), handler_(handler), options_(options), reaper_(loop) {}
 
 Server::~Server() { conns_.clear(); }
 
@@ -687,7 +687,7 @@ void Server::reap_later(Connection* c) {
     if (it != per_address_.end() && --it->second == 0) per_address_.erase(it);
   }
   dead_.push_back(c);
-  reap_timer_.start(0, 0, [this] { on_reap(); });
+  if (!reaper_.pending()) reaper_.post([this] { on_reap(); });
 }
 
 void Server::on_reap() noexcept {

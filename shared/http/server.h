@@ -190,7 +190,7 @@ class Server {
   std::vector<Connection*> dead_;
   // Admitted connections per address key (entries with a count are kept).
   std::unordered_map<std::string, size_t> per_address_;
-  Timer reap_timer_;
+  Deferred reaper_;
   bool draining_ = false;
   // Per-address refusals are logged at most once a second, with a count.
   uint64_t refusal_warned_ms_ = 0;

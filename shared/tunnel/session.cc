@@ -231,7 +231,7 @@ void Session::drop_channel(uint32_t id, const Status& why, bool notify) {
   Channel* raw = ch.get();
   // Destroyed from the loop: the caller may be inside this channel's callback.
   graveyard_.push_back(std::move(ch));
-  if (!reaper_.active()) reaper_.start(0, 0, [this] { graveyard_.clear(); });
+  if (!reaper_.pending()) reaper_.post([this] { graveyard_.clear(); });
   if (notify && h) h->on_channel_closed(*raw, why);
 }
 

@@ -226,7 +226,7 @@ class Session final : private ws::Handler {
   std::map<uint32_t, std::unique_ptr<Channel>> channels_;
   uint32_t highest_id_ = 0;
   Timer heartbeat_;
-  Timer reaper_;                                  // frees closed channels from the loop
+  Deferred reaper_;                               // frees closed channels from the loop
   std::vector<std::unique_ptr<Channel>> graveyard_;
   uint64_t last_rx_ms_ = 0;
   bool closing_ = false;
