@@ -33,7 +33,8 @@ Settlement::Settlement(uv_loop_t* loop, LedgerMirror* mirror, SendFn send, uint6
       mirror_(mirror),
       send_(std::move(send)),
       commit_delay_ms_(commit_delay_ms),
-      commit_timer_(loop) {}
+      commit_timer_(loop),
+      commit_now_(loop) {}
 
 Settlement::~Settlement() { flush(false); }
 
@@ -45,12 +46,19 @@ void Settlement::call_finished(const FinishedCall& f) noexcept {
   item.usage = f.usage;
   item.status = f.status;
   item.finished_ms = unix_now_ms();
-  // The outbox row first, committed now (with the settles queued so far),
-  // the claim after it: a crash after it loses nothing (the claim is sent
-  // again after the next connect). Not held for the commit delay: if the
-  // hub dies too, this row is the only reading of the call.
+  // The outbox row first, committed in this loop turn (with the settles
+  // queued so far and the rows of the other calls that finish in the same
+  // turn: one commit for all of them under load), the claim after it: a
+  // crash after it loses nothing (the claim is sent again after the next
+  // connect). Not held for the commit delay: if the hub dies too, this row
+  // is the only reading of the call. Nothing of the call has left yet
+  // either: its last frames wait in the tunnel's batch for the next turn.
   queue_.push_back(std::move(item));
-  flush(true);
+  if (queue_.size() >= kMaxBatch) {
+    flush(true);
+    return;
+  }
+  if (!commit_now_.pending()) commit_now_.post([this] { flush(true); });
 }
 
 void Settlement::queue(Queued q) {
@@ -64,6 +72,7 @@ void Settlement::queue(Queued q) {
 
 void Settlement::flush(bool send) {
   commit_timer_.stop();
+  commit_now_.cancel();
   if (queue_.empty()) return;
   std::vector<Queued> batch;
   batch.swap(queue_);

@@ -96,7 +96,8 @@ class Settlement final : public CallReporter, public LedgerLink {
   SendFn send_;
   uint64_t commit_delay_ms_;
   std::vector<Queued> queue_;
-  Timer commit_timer_;
+  Timer commit_timer_;     // settles: wait up to commit_delay_ms for company
+  Deferred commit_now_;    // outbox rows: committed later in the same loop turn
   uint64_t last_sync_ms_ = 0;
   bool synced_once_ = false;
   bool sync_wanted_ = false;  // a gap was seen: sync once the batch is committed

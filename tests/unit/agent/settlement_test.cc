@@ -1,5 +1,6 @@
 // Settlement's commits, on a real LedgerMirror file: a finished call is on
-// disk and claimed before call_finished returns; settles wait for one
+// disk and claimed within the loop turn it finished in, the calls of one turn
+// in one commit, and nothing is claimed before the commit; settles wait for one
 // transaction (or ride along with a finished call's), their acks go out only
 // after it, one bad entry does not undo the batch, and what is queued at
 // destruction is still written.
@@ -84,6 +85,10 @@ class SettlementTest : public ::testing::Test {
     return s;
   }
 
+  // Finishes the current loop turn without waiting: what call_finished
+  // posted for this turn (the outbox commit, then the claims) runs.
+  void turn() { uv_run(loop_.get(), UV_RUN_NOWAIT); }
+
   // Runs the loop until the settlement's timer has fired (bounded).
   void run_loop() {
     for (int i = 0; i < 200 && uv_loop_alive(loop_.get()); ++i) uv_run(loop_.get(), UV_RUN_ONCE);
@@ -106,9 +111,12 @@ class SettlementTest : public ::testing::Test {
   std::vector<tunnel::Message> sent_;
 };
 
-TEST_F(SettlementTest, AFinishedCallIsCommittedAndClaimedBeforeCallFinishedReturns) {
+TEST_F(SettlementTest, AFinishedCallIsCommittedAndClaimedInTheSameLoopTurn) {
   auto s = make(1000);  // the commit delay does not hold a finished call
   s->call_finished(finished("r1"));
+  EXPECT_EQ(s->stats().commits, 0u);  // not inside the vendor's callback...
+  EXPECT_TRUE(sent_.empty());         // ...and no claim before its row is on disk
+  turn();
   EXPECT_EQ(s->stats().commits, 1u);
   EXPECT_EQ(s->stats().recorded, 1u);
   ASSERT_EQ(sent_of<tunnel::Claim>().size(), 1u);
@@ -121,17 +129,37 @@ TEST_F(SettlementTest, AFinishedCallIsCommittedAndClaimedBeforeCallFinishedRetur
   ASSERT_EQ(items->size(), 1u);
   EXPECT_EQ((*items)[0].request_id, "r1");
   s->call_finished(finished("r2"));
+  turn();
   EXPECT_EQ(s->stats().commits, 2u);
   EXPECT_EQ(sent_of<tunnel::Claim>().size(), 2u);
+}
+
+// Under load several calls finish in one turn (one poll returns several
+// vendor responses): their rows share one commit, and every claim follows it.
+TEST_F(SettlementTest, CallsFinishingInOneTurnShareOneCommit) {
+  auto s = make(1000);
+  for (int i = 0; i < 5; ++i) s->call_finished(finished("r" + std::to_string(i)));
+  EXPECT_TRUE(sent_.empty());
+  turn();
+  EXPECT_EQ(s->stats().commits, 1u);
+  EXPECT_EQ(s->stats().recorded, 5u);
+  auto claims = sent_of<tunnel::Claim>();
+  ASSERT_EQ(claims.size(), 5u);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(claims[static_cast<size_t>(i)].request_id, "r" + std::to_string(i));
+  auto n = mirror_->outbox_count();
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 5u);
 }
 
 TEST_F(SettlementTest, QueuedSettlesRideAlongWithAFinishedCallsCommit) {
   auto s = make(1000);
   s->call_finished(finished("r1"));
+  turn();
   sent_.clear();
   s->on_ledger_message(settle_for("r1", 1, ledger::Hash{}));
   EXPECT_TRUE(sent_.empty());  // waiting for the commit delay
   s->call_finished(finished("r2"));  // one commit for both, in arrival order
+  turn();
   EXPECT_EQ(s->stats().commits, 2u);
   EXPECT_EQ(s->stats().appended, 1u);
   ASSERT_EQ(sent_.size(), 2u);
@@ -163,7 +191,7 @@ TEST_F(SettlementTest, SettlesOfOneBatchAreAppendedTogetherAndABadOneDoesNotUndo
   EXPECT_EQ(acks[0].result, "ok");
   EXPECT_EQ(acks[1].result, "ok");
   EXPECT_EQ(acks[2].result, "dispute");
-  EXPECT_EQ(s->stats().commits, 3u);  // one per finished call, one for the three settles
+  EXPECT_EQ(s->stats().commits, 2u);  // one for the two calls of one turn, one for the three settles
   EXPECT_EQ(s->stats().appended, 2u);
   EXPECT_EQ(s->stats().rejected, 1u);
   auto head = mirror_->head();
@@ -189,6 +217,7 @@ TEST_F(SettlementTest, AGapAsksForASyncAfterTheCommit) {
 TEST_F(SettlementTest, QueuedSettlesAreCommittedWhenItIsDestroyed) {
   auto s = make(1000);
   s->call_finished(finished("r1"));
+  turn();
   sent_.clear();
   const tunnel::Settle first = settle_for("r1", 1, ledger::Hash{});
   s->on_ledger_message(first);
@@ -205,7 +234,8 @@ TEST_F(SettlementTest, QueuedSettlesAreCommittedWhenItIsDestroyed) {
 
 TEST_F(SettlementTest, ReconnectCommitsQueuedSettlesBeforeSyncing) {
   auto s = make(1000);
-  s->call_finished(finished("r1"));  // committed and claimed at once
+  s->call_finished(finished("r1"));  // committed and claimed in this turn
+  turn();
   ASSERT_EQ(sent_.size(), 1u);
   s->on_ledger_message(settle_for("r1", 1, ledger::Hash{}));
   EXPECT_EQ(sent_.size(), 1u);
@@ -229,6 +259,7 @@ TEST_F(SettlementTest, TheCallTicketIsKeptAndReturnedWithEveryClaim) {
   f.ticket = "1.7.1.1700000000000." + std::string(64, 'c');
   s->call_finished(f);
   s->call_finished(finished("r2"));  // from a hub without tickets
+  turn();
   auto claims = sent_of<tunnel::Claim>();
   ASSERT_EQ(claims.size(), 2u);
   EXPECT_EQ(claims[0].ticket, f.ticket);
