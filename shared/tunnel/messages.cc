@@ -12,6 +12,7 @@
 
 #include "shared/crypto/hash.h"
 #include "shared/json/json.h"
+#include "shared/json/writer.h"
 #include "shared/tunnel/codes.h"
 
 namespace tg::tunnel {
@@ -895,43 +896,35 @@ struct Validator {
 
 // ---- encoding ----
 
-void add_string(cJSON* o, const char* name, const std::string& v) {
-  cJSON_AddItemToObject(o, name, cJSON_CreateString(v.c_str()));
-}
-// Integers are written as plain decimal digits: cJSON's own number printer
-// switches to exponent form at 1e15 and loses digits near 2^53.
-void add_number(cJSON* o, const char* name, uint64_t v) {
-  cJSON_AddItemToObject(o, name, cJSON_CreateRaw(std::to_string(v).c_str()));
-}
-void add_number(cJSON* o, const char* name, int64_t v) {
-  cJSON_AddItemToObject(o, name, cJSON_CreateRaw(std::to_string(v).c_str()));
-}
-void add_number(cJSON* o, const char* name, uint32_t v) { add_number(o, name, uint64_t{v}); }
-void add_bool(cJSON* o, const char* name, bool v) {
-  cJSON_AddItemToObject(o, name, cJSON_CreateBool(v ? 1 : 0));
-}
-void add_hash(cJSON* o, const char* name, const HashBytes& v) {
-  cJSON_AddItemToObject(o, name, cJSON_CreateString(hash_hex(v).c_str()));
+// Integers are written as plain decimal digits (cJSON's own number printer
+// switched to exponent form at 1e15 and lost digits near 2^53).
+void add_string(json::Writer& w, const char* name, std::string_view v) { w.key(name).string(v); }
+void add_number(json::Writer& w, const char* name, uint64_t v) { w.key(name).number(v); }
+void add_number(json::Writer& w, const char* name, int64_t v) { w.key(name).number(v); }
+void add_number(json::Writer& w, const char* name, uint32_t v) { add_number(w, name, uint64_t{v}); }
+void add_bool(json::Writer& w, const char* name, bool v) { w.key(name).boolean(v); }
+void add_hash(json::Writer& w, const char* name, const HashBytes& v) {
+  w.key(name).string(hash_hex(v));
 }
 template <size_t N>
-void add_base64(cJSON* o, const char* name, const std::array<uint8_t, N>& v) {
+void add_base64(json::Writer& w, const char* name, const std::array<uint8_t, N>& v) {
   const std::string b64 = crypto::base64_encode(
       std::string_view(reinterpret_cast<const char*>(v.data()), v.size()));
-  add_string(o, name, b64);
+  add_string(w, name, b64);
 }
-void add_headers(cJSON* o, const char* name, const Headers& h) {
-  cJSON* arr = cJSON_CreateArray();
-  for (const auto& kv : h) {
-    cJSON* pair = cJSON_CreateArray();
-    cJSON_AddItemToArray(pair, cJSON_CreateString(kv.first.c_str()));
-    cJSON_AddItemToArray(pair, cJSON_CreateString(kv.second.c_str()));
-    cJSON_AddItemToArray(arr, pair);
-  }
-  cJSON_AddItemToObject(o, name, arr);
+void add_strings(json::Writer& w, const char* name, const std::vector<std::string>& list) {
+  w.key(name).begin_array();
+  for (const auto& item : list) w.string(item);
+  w.end_array();
+}
+void add_headers(json::Writer& w, const char* name, const Headers& h) {
+  w.key(name).begin_array();
+  for (const auto& kv : h) w.begin_array().string(kv.first).string(kv.second).end_array();
+  w.end_array();
 }
 
 struct Encoder {
-  cJSON* o;
+  json::Writer& o;
   void operator()(const Challenge& m) const {
     add_number(o, "v", static_cast<uint64_t>(m.v));
     add_base64(o, "nonce", m.nonce);
@@ -957,9 +950,7 @@ struct Encoder {
     add_string(o, "message", m.message);
   }
   void operator()(const Register& m) const {
-    cJSON* arr = cJSON_CreateArray();
-    for (const auto& model : m.models) cJSON_AddItemToArray(arr, cJSON_CreateString(model.c_str()));
-    cJSON_AddItemToObject(o, "models", arr);
+    add_strings(o, "models", m.models);
     add_number(o, "max_parallel", m.max_parallel);
   }
   void operator()(const Registered& m) const { add_number(o, "models", m.models); }
@@ -1002,16 +993,12 @@ struct Encoder {
   }
   void operator()(const Prices& m) const {
     add_number(o, "version", m.version);
-    cJSON* arr = cJSON_CreateArray();
+    o.key("models").begin_array();
     for (const PriceEntry& p : m.models) {
-      cJSON* row = cJSON_CreateArray();
-      cJSON_AddItemToArray(row, cJSON_CreateString(p.model.c_str()));
-      cJSON_AddItemToArray(row, cJSON_CreateRaw(std::to_string(p.input).c_str()));
-      cJSON_AddItemToArray(row, cJSON_CreateRaw(std::to_string(p.cached_input).c_str()));
-      cJSON_AddItemToArray(row, cJSON_CreateRaw(std::to_string(p.output).c_str()));
-      cJSON_AddItemToArray(arr, row);
+      o.begin_array().string(p.model).number(p.input).number(p.cached_input).number(p.output);
+      o.end_array();
     }
-    cJSON_AddItemToObject(o, "models", arr);
+    o.end_array();
   }
   void operator()(const Claim& m) const {
     add_string(o, "request_id", m.request_id);
@@ -1062,9 +1049,7 @@ struct Encoder {
     add_base64(o, "sig", m.sig);
   }
   void operator()(const Capacity& m) const {
-    cJSON* arr = cJSON_CreateArray();
-    for (const auto& model : m.models) cJSON_AddItemToArray(arr, cJSON_CreateString(model.c_str()));
-    cJSON_AddItemToObject(o, "models", arr);
+    add_strings(o, "models", m.models);
     add_number(o, "ready_in_ms", m.ready_in_ms);
     add_number(o, "rpm", m.rpm);
   }
@@ -1129,14 +1114,13 @@ uint16_t close_code_for(const Status& s) noexcept {
 Status validate(const Message& m) { return std::visit(Validator{}, m); }
 
 std::string encode(const Message& m) {
-  JsonPtr root(cJSON_CreateObject());
-  if (!root) std::abort();  // out of memory
-  cJSON_AddItemToObject(root.get(), "type", cJSON_CreateString(type_name(type_of(m))));
-  std::visit(Encoder{root.get()}, m);
-  char* text = cJSON_PrintUnformatted(root.get());
-  if (text == nullptr) std::abort();  // out of memory
-  std::string out(text);
-  cJSON_free(text);
+  std::string out;
+  out.reserve(256);
+  json::Writer w(out);
+  w.begin_object();
+  add_string(w, "type", type_name(type_of(m)));
+  std::visit(Encoder{w}, m);
+  w.end_object();
   return out;
 }
 
