@@ -78,8 +78,40 @@ Status integral_literal(const json::Literal& lit) {
                                 std::to_string(lit.offset) + " is not an integer but reads as one");
 }
 
-Status bad(const std::string& where, const std::string& what) {
-  return error(Errc::protocol, where + ": " + what);
+// Where a value sits in a message ("settle.seq", "call.headers[2][0]"), for
+// error texts. It holds pointers and up to two indexes and becomes text only
+// when there is an error to report: decoding a settle used to build a dozen
+// such strings that nobody read. What it points to must outlive it (string
+// literals, the Reader's type and field names, a caller's string).
+class Where {
+ public:
+  Where(const char* path) : head_(path) {}  // NOLINT(google-explicit-constructor)
+  Where(const std::string& path) : head_(path.c_str()) {}  // NOLINT(google-explicit-constructor)
+  Where(const char* type, const char* field) : head_(type), field_(field) {}
+
+  // The element `i` of this array.
+  Where operator[](size_t i) const {
+    Where w = *this;
+    if (w.depth_ < 2) w.index_[w.depth_++] = i;
+    return w;
+  }
+
+  std::string text() const {
+    std::string out(head_);
+    if (field_ != nullptr) out.append(".").append(field_);
+    for (int i = 0; i < depth_; ++i) out.append("[").append(std::to_string(index_[i])).append("]");
+    return out;
+  }
+
+ private:
+  const char* head_;
+  const char* field_ = nullptr;
+  size_t index_[2] = {0, 0};
+  int depth_ = 0;
+};
+
+Status bad(const Where& where, const std::string& what) {
+  return error(Errc::protocol, where.text() + ": " + what);
 }
 
 // Integral values print in full (a 2^53 range error must show the number);
@@ -142,7 +174,7 @@ constexpr StringRule kTokenRule{1, kMaxEnrollToken, is_visible, "visible ASCII"}
 constexpr StringRule kRequestIdRule{1, kMaxRequestId, is_visible, "visible ASCII"};
 constexpr StringRule kTicketRule{1, kMaxTicket, is_visible, "visible ASCII"};
 
-Status check_string(const std::string& where, std::string_view s, const StringRule& r) {
+Status check_string(const Where& where, std::string_view s, const StringRule& r) {
   if (s.size() < r.min || s.size() > r.max) {
     return bad(where, "length must be " + std::to_string(r.min) + ".." + std::to_string(r.max) +
                           ", got " + std::to_string(s.size()));
@@ -156,13 +188,13 @@ Status check_string(const std::string& where, std::string_view s, const StringRu
   return Status();
 }
 
-Status check_path(const std::string& where, std::string_view s) {
+Status check_path(const Where& where, std::string_view s) {
   TG_TRY(check_string(where, s, kPathRule));
   if (s[0] != '/') return bad(where, "must start with '/'");
   return Status();
 }
 
-Status check_range(const std::string& where, uint64_t v, uint64_t min, uint64_t max) {
+Status check_range(const Where& where, uint64_t v, uint64_t min, uint64_t max) {
   if (v < min || v > max) {
     return bad(where, "must be an integer " + std::to_string(min) + ".." + std::to_string(max) +
                           ", got " + std::to_string(v));
@@ -171,7 +203,7 @@ Status check_range(const std::string& where, uint64_t v, uint64_t min, uint64_t 
 }
 
 // For in-memory signed values (money, time); the wire never carries a sign.
-Status check_signed(const std::string& where, int64_t v, int64_t min, int64_t max) {
+Status check_signed(const Where& where, int64_t v, int64_t min, int64_t max) {
   if (v < min || v > max) {
     return bad(where, "must be an integer " + std::to_string(min) + ".." + std::to_string(max) +
                           ", got " + std::to_string(v));
@@ -182,7 +214,7 @@ Status check_signed(const std::string& where, int64_t v, int64_t min, int64_t ma
 bool is_lower_hex(unsigned char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
 
 // Exactly 64 lowercase hex digits into 32 bytes.
-Status parse_hash(const std::string& where, std::string_view text, HashBytes* out) {
+Status parse_hash(const Where& where, std::string_view text, HashBytes* out) {
   if (text.size() != 2 * out->size()) {
     return bad(where, "must be " + std::to_string(2 * out->size()) + " lowercase hex digits, got " +
                           std::to_string(text.size()) + " characters");
@@ -193,9 +225,12 @@ Status parse_hash(const std::string& where, std::string_view text, HashBytes* ou
                             crypto::hex_encode(text.substr(i, 1)) + " at " + std::to_string(i));
     }
   }
-  Result<std::string> raw = crypto::hex_decode(text);
-  if (!raw.ok() || raw->size() != out->size()) return bad(where, "bad hex");
-  std::memcpy(out->data(), raw->data(), out->size());
+  auto nibble = [](char c) {
+    return static_cast<uint8_t>(c <= '9' ? c - '0' : c - 'a' + 10);
+  };
+  for (size_t i = 0; i < out->size(); ++i) {
+    (*out)[i] = static_cast<uint8_t>(nibble(text[2 * i]) << 4 | nibble(text[2 * i + 1]));
+  }
   return Status();
 }
 
@@ -205,14 +240,14 @@ std::string hash_hex(const HashBytes& h) {
 
 // ---- rules across fields, shared by decode() and validate() ----
 
-Status check_ack_result(const std::string& where, const std::string& result) {
+Status check_ack_result(const Where& where, const std::string& result) {
   if (result != ack_result::ok && result != ack_result::dispute) {
     return bad(where, "must be \"ok\" or \"dispute\", got \"" + result + "\"");
   }
   return Status();
 }
 
-Status check_credit_within_cost(const std::string& where, int64_t credit, int64_t cost,
+Status check_credit_within_cost(const Where& where, int64_t credit, int64_t cost,
                                 const char* cost_name) {
   if (credit > cost) {
     return bad(where, std::string("must be at most ") + cost_name + " " + std::to_string(cost) +
@@ -226,15 +261,14 @@ Status check_sync_head(const Sync& m) {
   return Status();
 }
 
-Status check_headers(const std::string& where, const Headers& h) {
+Status check_headers(const Where& where, const Headers& h) {
   if (h.size() > kMaxHeaders) {
     return bad(where, "at most " + std::to_string(kMaxHeaders) + " headers, got " +
                           std::to_string(h.size()));
   }
   for (size_t i = 0; i < h.size(); ++i) {
-    const std::string at = where + "[" + std::to_string(i) + "]";
-    TG_TRY(check_string(at + "[0]", h[i].first, kHeaderNameRule));
-    TG_TRY(check_string(at + "[1]", h[i].second, kHeaderValueRule));
+    TG_TRY(check_string(where[i][0], h[i].first, kHeaderNameRule));
+    TG_TRY(check_string(where[i][1], h[i].second, kHeaderValueRule));
   }
   return Status();
 }
@@ -276,7 +310,7 @@ class Reader {
     return Status();
   }
 
-  std::string where(const char* name) const { return std::string(type_) + "." + name; }
+  Where where(const char* name) const { return Where(type_, name); }
 
   static bool same(const char* a, const char* b) { return a[0] == b[0] && std::strcmp(a, b) == 0; }
 
@@ -308,14 +342,14 @@ class Reader {
     return Status();
   }
 
-  static Status to_uint(const std::string& at, const cJSON* j, uint64_t min, uint64_t max,
+  static Status to_uint(const Where& at, const cJSON* j, uint64_t min, uint64_t max,
                         uint64_t* out) {
-    const std::string want = "must be an integer " + std::to_string(min) + ".." + std::to_string(max);
-    if (!cJSON_IsNumber(j)) return bad(at, want + ", got " + describe(j));
+    auto want = [&] { return "must be an integer " + std::to_string(min) + ".." + std::to_string(max); };
+    if (!cJSON_IsNumber(j)) return bad(at, want() + ", got " + describe(j));
     const double d = j->valuedouble;
     if (!std::isfinite(d) || std::floor(d) != d || d < static_cast<double>(min) ||
         d > static_cast<double>(max)) {
-      return bad(at, want + ", got " + number_text(d));
+      return bad(at, want() + ", got " + number_text(d));
     }
     *out = static_cast<uint64_t>(d);
     return Status();
@@ -327,7 +361,7 @@ class Reader {
     return to_string(where(name), *j, rule, out);
   }
 
-  static Status to_string(const std::string& at, const cJSON* j, const StringRule& rule,
+  static Status to_string(const Where& at, const cJSON* j, const StringRule& rule,
                           std::string* out) {
     if (!cJSON_IsString(j) || j->valuestring == nullptr) {
       return bad(at, "must be a string, got " + describe(j));
@@ -350,7 +384,7 @@ class Reader {
   Status get_base64(const char* name, std::array<uint8_t, N>* out) const {
     Result<const cJSON*> j = required(name);
     if (!j.ok()) return j.status();
-    const std::string at = where(name);
+    const Where at = where(name);
     if (!cJSON_IsString(*j) || (*j)->valuestring == nullptr) {
       return bad(at, "must be a base64 string, got " + describe(*j));
     }
@@ -382,20 +416,20 @@ class Reader {
   Status get_headers(const char* name, Headers* out) const {
     Result<const cJSON*> j = required(name);
     if (!j.ok()) return j.status();
-    const std::string at = where(name);
+    const Where at = where(name);
     if (!cJSON_IsArray(*j)) return bad(at, "must be an array, got " + describe(*j));
     Headers h;
     for (const cJSON* e = (*j)->child; e != nullptr; e = e->next) {
       if (h.size() == kMaxHeaders) {
         return bad(at, "at most " + std::to_string(kMaxHeaders) + " headers");
       }
-      const std::string eat = at + "[" + std::to_string(h.size()) + "]";
+      const Where eat = at[h.size()];
       if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 2) {
         return bad(eat, "must be a [name, value] array, got " + describe(e));
       }
       std::pair<std::string, std::string> kv;
-      TG_TRY(to_string(eat + "[0]", e->child, kHeaderNameRule, &kv.first));
-      TG_TRY(to_string(eat + "[1]", e->child->next, kHeaderValueRule, &kv.second));
+      TG_TRY(to_string(eat[0], e->child, kHeaderNameRule, &kv.first));
+      TG_TRY(to_string(eat[1], e->child->next, kHeaderValueRule, &kv.second));
       h.push_back(std::move(kv));
     }
     *out = std::move(h);
@@ -463,7 +497,7 @@ Result<Message> read_refused(const Reader& r) {
 Status read_models(const Reader& r, size_t min_count, std::vector<std::string>* out) {
   Result<const cJSON*> list = r.required("models");
   if (!list.ok()) return list.status();
-  const std::string at = r.where("models");
+  const Where at = r.where("models");
   if (!cJSON_IsArray(*list)) return bad(at, "must be an array, got " + describe(*list));
   std::set<std::string> seen;
   std::vector<std::string> models;
@@ -472,8 +506,7 @@ Status read_models(const Reader& r, size_t min_count, std::vector<std::string>* 
       return bad(at, "at most " + std::to_string(kMaxModels) + " models");
     }
     std::string model;
-    TG_TRY(Reader::to_string(at + "[" + std::to_string(models.size()) + "]", e, kModelRule,
-                             &model));
+    TG_TRY(Reader::to_string(at[models.size()], e, kModelRule, &model));
     if (!seen.insert(model).second) return bad(at, "duplicate model \"" + model + "\"");
     models.push_back(std::move(model));
   }
@@ -573,29 +606,29 @@ Result<Message> read_prices(const Reader& r) {
   TG_TRY(r.get_int("version", 1, kMaxSafeInteger, &m.version));
   Result<const cJSON*> list = r.required("models");
   if (!list.ok()) return list.status();
-  const std::string at = r.where("models");
+  const Where at = r.where("models");
   if (!cJSON_IsArray(*list)) return bad(at, "must be an array, got " + describe(*list));
   std::set<std::string> seen;
   for (const cJSON* e = (*list)->child; e != nullptr; e = e->next) {
     if (m.models.size() == kMaxPriceModels) {
       return bad(at, "at most " + std::to_string(kMaxPriceModels) + " models");
     }
-    const std::string eat = at + "[" + std::to_string(m.models.size()) + "]";
+    const Where eat = at[m.models.size()];
     if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 4) {
       return bad(eat, "must be a [model, input, cached_input, output] array, got " + describe(e));
     }
     PriceEntry p;
     const cJSON* c = e->child;
-    TG_TRY(Reader::to_string(eat + "[0]", c, kModelRule, &p.model));
+    TG_TRY(Reader::to_string(eat[0], c, kModelRule, &p.model));
     uint64_t v = 0;
     c = c->next;
-    TG_TRY(Reader::to_uint(eat + "[1]", c, 0, kMaxPrice, &v));
+    TG_TRY(Reader::to_uint(eat[1], c, 0, kMaxPrice, &v));
     p.input = static_cast<int64_t>(v);
     c = c->next;
-    TG_TRY(Reader::to_uint(eat + "[2]", c, 0, kMaxPrice, &v));
+    TG_TRY(Reader::to_uint(eat[2], c, 0, kMaxPrice, &v));
     p.cached_input = static_cast<int64_t>(v);
     c = c->next;
-    TG_TRY(Reader::to_uint(eat + "[3]", c, 0, kMaxPrice, &v));
+    TG_TRY(Reader::to_uint(eat[3], c, 0, kMaxPrice, &v));
     p.output = static_cast<int64_t>(v);
     if (!seen.insert(p.model).second) return bad(at, "duplicate model \"" + p.model + "\"");
     m.models.push_back(std::move(p));
@@ -820,12 +853,12 @@ struct Validator {
     }
     std::set<std::string> seen;
     for (size_t i = 0; i < m.models.size(); ++i) {
-      const std::string at = "prices.models[" + std::to_string(i) + "]";
+      const Where at = Where("prices.models")[i];
       const PriceEntry& p = m.models[i];
-      TG_TRY(check_string(at + "[0]", p.model, kModelRule));
-      TG_TRY(check_signed(at + "[1]", p.input, 0, kMaxPrice));
-      TG_TRY(check_signed(at + "[2]", p.cached_input, 0, kMaxPrice));
-      TG_TRY(check_signed(at + "[3]", p.output, 0, kMaxPrice));
+      TG_TRY(check_string(at[0], p.model, kModelRule));
+      TG_TRY(check_signed(at[1], p.input, 0, kMaxPrice));
+      TG_TRY(check_signed(at[2], p.cached_input, 0, kMaxPrice));
+      TG_TRY(check_signed(at[3], p.output, 0, kMaxPrice));
       if (!seen.insert(p.model).second) {
         return bad("prices.models", "duplicate model \"" + p.model + "\"");
       }
