@@ -53,21 +53,18 @@ void Settlement::call_finished(const FinishedCall& f) noexcept {
   // connect). Not held for the commit delay: if the hub dies too, this row
   // is the only reading of the call. Nothing of the call has left yet
   // either: its last frames wait in the tunnel's batch for the next turn.
-  queue_.push_back(std::move(item));
-  if (queue_.size() >= kMaxBatch) {
-    flush(true);
-    return;
-  }
-  if (!commit_now_.pending()) commit_now_.post([this] { flush(true); });
+  queue(std::move(item), When::this_turn);
 }
 
-void Settlement::queue(Queued q) {
+void Settlement::queue(Queued q, When when) {
   queue_.push_back(std::move(q));
   if (queue_.size() >= kMaxBatch) {
     flush(true);
-    return;
+  } else if (when == When::this_turn) {
+    if (!commit_now_.pending()) commit_now_.post([this] { flush(true); });
+  } else if (!commit_timer_.active()) {
+    commit_timer_.start(commit_delay_ms_, 0, [this] { flush(true); });
   }
-  if (!commit_timer_.active()) commit_timer_.start(commit_delay_ms_, 0, [this] { flush(true); });
 }
 
 void Settlement::flush(bool send) {
@@ -158,7 +155,7 @@ void Settlement::on_ready() noexcept {
 void Settlement::on_ledger_message(const tunnel::Message& m) noexcept {
   switch (tunnel::type_of(m)) {
     case tunnel::Type::prices: on_prices(std::get<tunnel::Prices>(m)); return;
-    case tunnel::Type::settle: queue(std::get<tunnel::Settle>(m)); return;
+    case tunnel::Type::settle: queue(std::get<tunnel::Settle>(m), When::after_delay); return;
     case tunnel::Type::checkpoint: on_checkpoint(std::get<tunnel::Checkpoint>(m)); return;
     case tunnel::Type::claim_rejected: on_claim_rejected(std::get<tunnel::ClaimRejected>(m)); return;
     default: return;

@@ -78,7 +78,14 @@ class Settlement final : public CallReporter, public LedgerLink {
  private:
   using Queued = std::variant<OutboxItem, tunnel::Settle>;
 
-  void queue(Queued q);
+  enum class When {
+    this_turn,    // later in this loop turn (outbox rows)
+    after_delay,  // within commit_delay_ms, gathering company (settles)
+  };
+
+  // Queues `q` for the next commit, scheduled by `when` unless an earlier
+  // one is already due; a full batch (kMaxBatch) is committed at once.
+  void queue(Queued q, When when);
   // Commits the queue in one transaction, then sends its claims and acks
   // (unless `send` is false).
   void flush(bool send);

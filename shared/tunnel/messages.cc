@@ -86,7 +86,6 @@ Status integral_literal(const json::Literal& lit) {
 class Where {
  public:
   Where(const char* path) : head_(path) {}  // NOLINT(google-explicit-constructor)
-  Where(const std::string& path) : head_(path.c_str()) {}  // NOLINT(google-explicit-constructor)
   Where(const char* type, const char* field) : head_(type), field_(field) {}
 
   // The element `i` of this array.
@@ -799,7 +798,7 @@ struct Validator {
     }
     std::set<std::string> seen;
     for (size_t i = 0; i < m.models.size(); ++i) {
-      TG_TRY(check_string("register.models[" + std::to_string(i) + "]", m.models[i], kModelRule));
+      TG_TRY(check_string(Where("register.models")[i], m.models[i], kModelRule));
       if (!seen.insert(m.models[i]).second) {
         return bad("register.models", "duplicate model \"" + m.models[i] + "\"");
       }
@@ -917,7 +916,7 @@ struct Validator {
     }
     std::set<std::string> seen;
     for (size_t i = 0; i < m.models.size(); ++i) {
-      TG_TRY(check_string("capacity.models[" + std::to_string(i) + "]", m.models[i], kModelRule));
+      TG_TRY(check_string(Where("capacity.models")[i], m.models[i], kModelRule));
       if (!seen.insert(m.models[i]).second) {
         return bad("capacity.models", "duplicate model \"" + m.models[i] + "\"");
       }
