@@ -1,5 +1,6 @@
 #include "shared/json/json.h"
 
+#include <algorithm>
 #include <string>
 
 namespace tg::json {
@@ -7,6 +8,7 @@ namespace {
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 bool is_number_char(char c) {
   return is_digit(c) || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
 }
@@ -27,8 +29,13 @@ Status prescan(std::string_view s, const Rules& r) {
       if (c == '"') {
         in_string = false;
       } else if (c == '\\') {
-        if (i + 1 < s.size() && s[i + 1] == 'u' && s.substr(i + 2, 4) == "0000") {
-          return fail(r, "\\u0000 in a string at offset " + std::to_string(i));
+        if (i + 1 < s.size() && s[i + 1] == 'u') {
+          const std::string_view hex = s.substr(i + 2, 4);
+          if (hex == "0000") return fail(r, "\\u0000 in a string at offset " + std::to_string(i));
+          // cJSON reads a \u escape without four hex digits as a NUL.
+          if (hex.size() < 4 || !std::all_of(hex.begin(), hex.end(), is_hex)) {
+            return fail(r, "\\u without four hex digits in a string at offset " + std::to_string(i));
+          }
         }
         ++i;  // the escaped character; cJSON checks the escape itself
       } else if (c < 0x20) {

@@ -2,8 +2,9 @@
 //
 // Before cJSON sees the text, one pass over it refuses: nesting deeper than
 // the caller allows (cJSON recurses, so a hostile nesting must never reach
-// it), raw control characters in strings, and \u0000 (cJSON would end the
-// string there). It also hands the caller every number literal as written:
+// it), raw control characters in strings, \u0000 (cJSON would end the
+// string there) and a \u without four hex digits (cJSON reads it as a
+// NUL). It also hands the caller every number literal as written:
 // cJSON keeps numbers only as doubles, which cannot tell 1.0000000000000001
 // from 1, nor show whether a ledger number was written as a plain integer.
 // cJSON then parses a NUL-terminated copy; bytes after the value (other than

@@ -1,7 +1,5 @@
 #include "shared/tunnel/messages.h"
 
-#include <cjson/cJSON.h>
-
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -11,7 +9,7 @@
 #include <set>
 
 #include "shared/crypto/hash.h"
-#include "shared/json/json.h"
+#include "shared/json/doc.h"
 #include "shared/json/writer.h"
 #include "shared/tunnel/codes.h"
 
@@ -19,7 +17,6 @@ namespace tg::tunnel {
 
 namespace {
 
-using JsonPtr = json::Ptr;
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -125,13 +122,13 @@ std::string number_text(double d) {
   return buf;
 }
 
-std::string describe(const cJSON* j) {
-  if (cJSON_IsNumber(j)) return number_text(j->valuedouble);
-  if (cJSON_IsString(j)) return "a string";
-  if (cJSON_IsBool(j)) return "a boolean";
-  if (cJSON_IsNull(j)) return "null";
-  if (cJSON_IsArray(j)) return "an array";
-  if (cJSON_IsObject(j)) return "an object";
+std::string describe(const json::Value* j) {
+  if (j->is_number()) return number_text(j->number());
+  if (j->is_string()) return "a string";
+  if (j->is_bool()) return "a boolean";
+  if (j->is_null()) return "null";
+  if (j->is_array()) return "an array";
+  if (j->is_object()) return "an object";
   return "an invalid value";
 }
 
@@ -272,12 +269,12 @@ Status check_headers(const Where& where, const Headers& h) {
   return Status();
 }
 
-Result<JsonPtr> parse_json(std::string_view text, const char* where) {
+Status parse_json(std::string_view text, const char* where, json::Doc* doc) {
   json::Rules rules;
   rules.what = where;
   rules.max_depth = kMaxJsonDepth;
   rules.on_number = integral_literal;
-  return json::parse(text, rules);
+  return doc->parse(text, rules);
 }
 
 // ---- reading an object ----
@@ -286,23 +283,23 @@ Result<JsonPtr> parse_json(std::string_view text, const char* where) {
 // read so unknown ones can be rejected.
 class Reader {
  public:
-  Reader(const cJSON* obj, const char* type) : obj_(obj), type_(type) {}
+  Reader(const json::Value* obj, const char* type) : obj_(obj), type_(type) {}
 
   // Rejects fields not in `allowed` and duplicate fields. "type" is implicit.
   // Every member is "type" or one of `allowed`, and none repeats. Messages
   // have a few dozen members at most (the decoder's limits), so the pairwise
   // duplicate check costs less than building a set.
-  Status check_fields(std::initializer_list<const char*> allowed) const {
-    for (const cJSON* c = obj_->child; c != nullptr; c = c->next) {
-      const char* name = c->string != nullptr ? c->string : "";
-      // First bytes first: most pairs differ there (2 % of the agent's CPU
-      // went to these comparisons for `settle`, 15 fields).
+  Status check_fields(std::initializer_list<std::string_view> allowed) const {
+    for (const json::Value* c = obj_->child(); c != nullptr; c = c->next()) {
+      const std::string_view name = c->key;
+      // Lengths and first bytes first: most pairs differ there (2 % of the
+      // agent's CPU went to these comparisons for `settle`, 15 fields).
       bool known = same(name, "type");
-      for (const char* a : allowed) known = known || same(name, a);
-      if (!known) return bad(type_, "unknown field \"" + std::string(name).substr(0, 64) + "\"");
-      for (const cJSON* d = obj_->child; d != c; d = d->next) {
-        if (d->string != nullptr && same(d->string, name)) {
-          return bad(type_, "duplicate field \"" + std::string(name).substr(0, 64) + "\"");
+      for (std::string_view a : allowed) known = known || same(name, a);
+      if (!known) return bad(type_, "unknown field \"" + std::string(name.substr(0, 64)) + "\"");
+      for (const json::Value* d = obj_->child(); d != c; d = d->next()) {
+        if (same(d->key, name)) {
+          return bad(type_, "duplicate field \"" + std::string(name.substr(0, 64)) + "\"");
         }
       }
     }
@@ -311,23 +308,25 @@ class Reader {
 
   Where where(const char* name) const { return Where(type_, name); }
 
-  static bool same(const char* a, const char* b) { return a[0] == b[0] && std::strcmp(a, b) == 0; }
+  static bool same(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && (a.empty() || a[0] == b[0]) && a == b;
+  }
 
-  const cJSON* find(const char* name) const {
-    for (const cJSON* c = obj_->child; c != nullptr; c = c->next) {
-      if (c->string != nullptr && std::strcmp(c->string, name) == 0) return c;
+  const json::Value* find(std::string_view name) const {
+    for (const json::Value* c = obj_->child(); c != nullptr; c = c->next()) {
+      if (same(c->key, name)) return c;
     }
     return nullptr;
   }
 
-  Result<const cJSON*> required(const char* name) const {
-    const cJSON* j = find(name);
+  Result<const json::Value*> required(const char* name) const {
+    const json::Value* j = find(name);
     if (j == nullptr) return bad(where(name), "missing");
     return j;
   }
 
   Status get_uint(const char* name, uint64_t min, uint64_t max, uint64_t* out) const {
-    Result<const cJSON*> j = required(name);
+    Result<const json::Value*> j = required(name);
     if (!j.ok()) return j.status();
     return to_uint(where(name), *j, min, max, out);
   }
@@ -341,11 +340,11 @@ class Reader {
     return Status();
   }
 
-  static Status to_uint(const Where& at, const cJSON* j, uint64_t min, uint64_t max,
+  static Status to_uint(const Where& at, const json::Value* j, uint64_t min, uint64_t max,
                         uint64_t* out) {
     auto want = [&] { return "must be an integer " + std::to_string(min) + ".." + std::to_string(max); };
-    if (!cJSON_IsNumber(j)) return bad(at, want() + ", got " + describe(j));
-    const double d = j->valuedouble;
+    if (!j->is_number()) return bad(at, want() + ", got " + describe(j));
+    const double d = j->number();
     if (!std::isfinite(d) || std::floor(d) != d || d < static_cast<double>(min) ||
         d > static_cast<double>(max)) {
       return bad(at, want() + ", got " + number_text(d));
@@ -355,39 +354,35 @@ class Reader {
   }
 
   Status get_string(const char* name, const StringRule& rule, std::string* out) const {
-    Result<const cJSON*> j = required(name);
+    Result<const json::Value*> j = required(name);
     if (!j.ok()) return j.status();
     return to_string(where(name), *j, rule, out);
   }
 
-  static Status to_string(const Where& at, const cJSON* j, const StringRule& rule,
+  static Status to_string(const Where& at, const json::Value* j, const StringRule& rule,
                           std::string* out) {
-    if (!cJSON_IsString(j) || j->valuestring == nullptr) {
-      return bad(at, "must be a string, got " + describe(j));
-    }
-    std::string s(j->valuestring);
+    if (!j->is_string()) return bad(at, "must be a string, got " + describe(j));
+    std::string s(j->text);
     TG_TRY(check_string(at, s, rule));
     *out = std::move(s);
     return Status();
   }
 
   Status get_bool(const char* name, bool* out) const {
-    Result<const cJSON*> j = required(name);
+    Result<const json::Value*> j = required(name);
     if (!j.ok()) return j.status();
-    if (!cJSON_IsBool(*j)) return bad(where(name), "must be true or false, got " + describe(*j));
-    *out = cJSON_IsTrue(*j) != 0;
+    if (!(*j)->is_bool()) return bad(where(name), "must be true or false, got " + describe(*j));
+    *out = (*j)->truth;
     return Status();
   }
 
   template <size_t N>
   Status get_base64(const char* name, std::array<uint8_t, N>* out) const {
-    Result<const cJSON*> j = required(name);
+    Result<const json::Value*> j = required(name);
     if (!j.ok()) return j.status();
     const Where at = where(name);
-    if (!cJSON_IsString(*j) || (*j)->valuestring == nullptr) {
-      return bad(at, "must be a base64 string, got " + describe(*j));
-    }
-    const std::string_view text((*j)->valuestring);
+    if (!(*j)->is_string()) return bad(at, "must be a base64 string, got " + describe(*j));
+    const std::string_view text = (*j)->text;
     if (text.size() != (N + 2) / 3 * 4) {
       return bad(at, "must be the base64 of " + std::to_string(N) + " bytes (" +
                          std::to_string((N + 2) / 3 * 4) + " characters), got " +
@@ -404,31 +399,30 @@ class Reader {
   }
 
   Status get_hash(const char* name, HashBytes* out) const {
-    Result<const cJSON*> j = required(name);
+    Result<const json::Value*> j = required(name);
     if (!j.ok()) return j.status();
-    if (!cJSON_IsString(*j) || (*j)->valuestring == nullptr) {
-      return bad(where(name), "must be a hex string, got " + describe(*j));
-    }
-    return parse_hash(where(name), (*j)->valuestring, out);
+    if (!(*j)->is_string()) return bad(where(name), "must be a hex string, got " + describe(*j));
+    return parse_hash(where(name), (*j)->text, out);
   }
 
   Status get_headers(const char* name, Headers* out) const {
-    Result<const cJSON*> j = required(name);
+    Result<const json::Value*> j = required(name);
     if (!j.ok()) return j.status();
     const Where at = where(name);
-    if (!cJSON_IsArray(*j)) return bad(at, "must be an array, got " + describe(*j));
+    if (!(*j)->is_array()) return bad(at, "must be an array, got " + describe(*j));
     Headers h;
-    for (const cJSON* e = (*j)->child; e != nullptr; e = e->next) {
+    for (const json::Value* e = (*j)->child(); e != nullptr; e = e->next()) {
       if (h.size() == kMaxHeaders) {
         return bad(at, "at most " + std::to_string(kMaxHeaders) + " headers");
       }
       const Where eat = at[h.size()];
-      if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 2) {
+      if (!e->is_array() || e->count != 2) {
         return bad(eat, "must be a [name, value] array, got " + describe(e));
       }
       std::pair<std::string, std::string> kv;
-      TG_TRY(to_string(eat[0], e->child, kHeaderNameRule, &kv.first));
-      TG_TRY(to_string(eat[1], e->child->next, kHeaderValueRule, &kv.second));
+      const json::Value* first = e->child();
+      TG_TRY(to_string(eat[0], first, kHeaderNameRule, &kv.first));
+      TG_TRY(to_string(eat[1], first->next(), kHeaderValueRule, &kv.second));
       h.push_back(std::move(kv));
     }
     *out = std::move(h);
@@ -436,7 +430,7 @@ class Reader {
   }
 
  private:
-  const cJSON* obj_;
+  const json::Value* obj_;
   const char* type_;
 };
 
@@ -494,13 +488,13 @@ Result<Message> read_refused(const Reader& r) {
 // The models of a register or capacity message: an array of unique model
 // names, min_count..kMaxModels of them.
 Status read_models(const Reader& r, size_t min_count, std::vector<std::string>* out) {
-  Result<const cJSON*> list = r.required("models");
+  Result<const json::Value*> list = r.required("models");
   if (!list.ok()) return list.status();
   const Where at = r.where("models");
-  if (!cJSON_IsArray(*list)) return bad(at, "must be an array, got " + describe(*list));
+  if (!(*list)->is_array()) return bad(at, "must be an array, got " + describe(*list));
   std::set<std::string> seen;
   std::vector<std::string> models;
-  for (const cJSON* e = (*list)->child; e != nullptr; e = e->next) {
+  for (const json::Value* e = (*list)->child(); e != nullptr; e = e->next()) {
     if (models.size() == kMaxModels) {
       return bad(at, "at most " + std::to_string(kMaxModels) + " models");
     }
@@ -603,30 +597,30 @@ Result<Message> read_prices(const Reader& r) {
   TG_TRY(r.check_fields({"version", "models"}));
   Prices m;
   TG_TRY(r.get_int("version", 1, kMaxSafeInteger, &m.version));
-  Result<const cJSON*> list = r.required("models");
+  Result<const json::Value*> list = r.required("models");
   if (!list.ok()) return list.status();
   const Where at = r.where("models");
-  if (!cJSON_IsArray(*list)) return bad(at, "must be an array, got " + describe(*list));
+  if (!(*list)->is_array()) return bad(at, "must be an array, got " + describe(*list));
   std::set<std::string> seen;
-  for (const cJSON* e = (*list)->child; e != nullptr; e = e->next) {
+  for (const json::Value* e = (*list)->child(); e != nullptr; e = e->next()) {
     if (m.models.size() == kMaxPriceModels) {
       return bad(at, "at most " + std::to_string(kMaxPriceModels) + " models");
     }
     const Where eat = at[m.models.size()];
-    if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 4) {
+    if (!e->is_array() || e->count != 4) {
       return bad(eat, "must be a [model, input, cached_input, output] array, got " + describe(e));
     }
     PriceEntry p;
-    const cJSON* c = e->child;
+    const json::Value* c = e->child();
     TG_TRY(Reader::to_string(eat[0], c, kModelRule, &p.model));
     uint64_t v = 0;
-    c = c->next;
+    c = c->next();
     TG_TRY(Reader::to_uint(eat[1], c, 0, kMaxPrice, &v));
     p.input = static_cast<int64_t>(v);
-    c = c->next;
+    c = c->next();
     TG_TRY(Reader::to_uint(eat[2], c, 0, kMaxPrice, &v));
     p.cached_input = static_cast<int64_t>(v);
-    c = c->next;
+    c = c->next();
     TG_TRY(Reader::to_uint(eat[3], c, 0, kMaxPrice, &v));
     p.output = static_cast<int64_t>(v);
     if (!seen.insert(p.model).second) return bad(at, "duplicate model \"" + p.model + "\"");
@@ -1109,22 +1103,14 @@ Result<Message> decode(std::string_view json, Phase phase) {
                                   (phase == Phase::pre_auth ? "before authentication"
                                                             : "of a session"));
   }
-  Result<JsonPtr> root = parse_json(json, "message");
-  if (!root.ok()) return root.status();
-  const cJSON* obj = root->get();
-  if (!cJSON_IsObject(obj)) return bad("message", "must be a JSON object, got " + describe(obj));
-  const cJSON* type = nullptr;
-  for (const cJSON* c = obj->child; c != nullptr; c = c->next) {
-    if (c->string != nullptr && std::strcmp(c->string, "type") == 0) {
-      type = c;
-      break;
-    }
-  }
+  json::Doc doc;
+  TG_TRY(parse_json(json, "message", &doc));
+  const json::Value* obj = &doc.root();
+  if (!obj->is_object()) return bad("message", "must be a JSON object, got " + describe(obj));
+  const json::Value* type = obj->member("type");
   if (type == nullptr) return bad("message", "missing field \"type\"");
-  if (!cJSON_IsString(type) || type->valuestring == nullptr) {
-    return bad("message.type", "must be a string, got " + describe(type));
-  }
-  const std::string_view name(type->valuestring);
+  if (!type->is_string()) return bad("message.type", "must be a string, got " + describe(type));
+  const std::string_view name = type->text;
   for (size_t i = 0; i < kTypeCount; ++i) {
     if (name != kTypes[i].name) continue;
     const auto t = static_cast<Type>(i);

@@ -29,6 +29,8 @@ TEST(Json, RefusesWhatCjsonWouldAcceptOrMisread) {
   const std::vector<Case> cases = {
       {"[[[[[1]]]]]", "thing: nesting deeper than 4 at offset 4"},
       {"{\"a\":\"x\\u0000y\"}", "thing: \\u0000 in a string at offset 7"},
+      {"{\"a\":\"x\\u20\\\"y\"}", "thing: \\u without four hex digits in a string at offset 7"},
+      {"{\"a\":\"x\\u12", "thing: \\u without four hex digits in a string at offset 7"},
       {std::string("{\"a\":\"x\ty\"}"), "thing: control character in a string at offset 7"},
       {"{\"a\":1} {}", "thing: trailing bytes after the JSON value at offset 7"},
       {"{\"a\":}", "thing: invalid JSON at offset 5"},

@@ -1,0 +1,86 @@
+// A whole untrusted JSON text read into one flat array of values: the
+// reader of the tunnel's messages, which arrive by the thousand per second
+// and are small.
+//
+// Same guarantees as json::parse (json.h), without cJSON's allocation per
+// value and copy of the text:
+//   - the strict RFC 8259 grammar: exactly one value, whitespace around it;
+//     no leading zeros, no "1." or ".5", no comments, no trailing commas;
+//   - nesting deeper than Rules::max_depth (at most 256: the parser
+//     recurses once per level) refused before it is entered;
+//   - raw control characters in strings and \u0000 refused (strings never
+//     hold a NUL); a \u escape of a UTF-16 surrogate must be a whole pair;
+//   - every number literal handed to Rules::on_number as written.
+// Every error is Errc::parse, prefixed by Rules::what and giving the byte
+// offset; the texts json::parse shares with it are the same. UTF-8 is not checked (the
+// WebSocket layer does that for text frames).
+//
+// Memory: one array of at most text.size() / 2 + 1 values (48 bytes each on
+// 64-bit) and one buffer of at most text.size() bytes for strings that
+// hold escapes; the caller bounds the text. Strings without escapes and
+// number literals are views into the parsed text: keep it alive and
+// unchanged while the Doc is used.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shared/core/status.h"
+#include "shared/json/json.h"
+
+namespace tg::json {
+
+enum class Type : uint8_t { null, boolean, number, string, array, object };
+
+struct Value {
+  std::string_view key;   // member name, escapes decoded (object members only)
+  std::string_view text;  // string: its content, decoded; number: the literal
+  uint32_t count = 0;  // elements or members
+  uint32_t span = 1;   // values in this one's subtree, itself included
+  Type type = Type::null;
+  bool truth = false;  // boolean
+  bool last = true;    // no element or member of the parent follows
+
+  // The values are stored in document order, each container followed by
+  // its contents: the first element or member is the next value, and the
+  // next one of the parent comes after this one's subtree.
+  const Value* child() const noexcept { return count != 0 ? this + 1 : nullptr; }
+  const Value* next() const noexcept { return last ? nullptr : this + span; }
+
+  bool is_null() const noexcept { return type == Type::null; }
+  bool is_bool() const noexcept { return type == Type::boolean; }
+  bool is_number() const noexcept { return type == Type::number; }
+  bool is_string() const noexcept { return type == Type::string; }
+  bool is_array() const noexcept { return type == Type::array; }
+  bool is_object() const noexcept { return type == Type::object; }
+  // A number's value as the nearest double (strtod's reading; exact for
+  // integers up to 2^53).
+  double number() const noexcept;
+  // The first member named `name`, or null (also when not an object).
+  const Value* member(std::string_view name) const noexcept;
+};
+
+class Doc {
+ public:
+  Doc() = default;
+  Doc(const Doc&) = delete;
+  Doc& operator=(const Doc&) = delete;
+
+  // Reads `text`, replacing what the Doc held. On error the Doc is empty.
+  Status parse(std::string_view text, const Rules& rules);
+
+  // The top-level value; only after a successful parse.
+  const Value& root() const noexcept { return values_.front(); }
+  bool empty() const noexcept { return values_.empty(); }
+
+ private:
+  class Parser;
+
+  std::vector<Value> values_;
+  std::string decoded_;  // strings with escapes, decoded; never reallocated while parsing
+};
+
+}  // namespace tg::json
