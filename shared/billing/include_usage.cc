@@ -112,12 +112,12 @@ Result<std::string> inject_include_usage(std::string_view body, bool* injected) 
 }
 
 bool is_usage_only_chunk(std::string_view data) {
-  detail::JsonPtr root = detail::parse_document(data);
-  if (!cJSON_IsObject(root.get())) return false;
-  const cJSON* choices = detail::member(root.get(), "choices");
-  const cJSON* usage = detail::member(root.get(), "usage");
-  return cJSON_IsArray(choices) && cJSON_GetArraySize(choices) == 0 && usage != nullptr &&
-         !cJSON_IsNull(usage);
+  json::Doc doc;
+  if (!detail::parse_document(data, &doc) || !doc.root().is_object()) return false;
+  const json::Value* choices = detail::member(&doc.root(), "choices");
+  const json::Value* usage = detail::member(&doc.root(), "usage");
+  return choices != nullptr && choices->is_array() && choices->count == 0 && usage != nullptr &&
+         !usage->is_null();
 }
 
 void UsageChunkFilter::feed(std::string_view piece, std::string* out) {

@@ -2,21 +2,16 @@
 
 namespace tg::billing::detail {
 
-JsonPtr parse_document(std::string_view text) {
-  if (text.empty()) return nullptr;
-  const char* end = nullptr;
-  JsonPtr root(cJSON_ParseWithLengthOpts(text.data(), text.size(), &end, false));
-  if (!root || end == nullptr) return nullptr;
-  const char* const limit = text.data() + text.size();
-  for (const char* p = end; p < limit; ++p) {
-    if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') return nullptr;
-  }
-  return root;
+bool parse_document(std::string_view text, json::Doc* doc) {
+  json::Rules rules;
+  rules.what = "vendor JSON";
+  rules.max_depth = 256;
+  rules.allow_nul = true;
+  return doc->parse(text, rules).ok();
 }
 
-const cJSON* member(const cJSON* obj, const char* name) {
-  if (!cJSON_IsObject(obj)) return nullptr;
-  return cJSON_GetObjectItemCaseSensitive(obj, name);
+const json::Value* member(const json::Value* obj, std::string_view name) {
+  return obj != nullptr ? obj->member(name) : nullptr;
 }
 
 }  // namespace tg::billing::detail

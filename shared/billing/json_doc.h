@@ -1,26 +1,23 @@
-// cJSON helpers shared by the billing files that read whole small JSON
-// documents (SSE event data, a captured usage value). Internal to tg_billing:
-// nothing outside shared/billing includes it.
+// Whole small JSON documents read by the billing files (SSE event data, a
+// captured usage value), with json::Doc. Internal to tg_billing: nothing
+// outside shared/billing includes it.
 #pragma once
 
-#include <cjson/cJSON.h>
-
-#include <memory>
 #include <string_view>
+
+#include "shared/json/doc.h"
 
 namespace tg::billing::detail {
 
-struct JsonDeleter {
-  void operator()(cJSON* j) const noexcept { cJSON_Delete(j); }
-};
-using JsonPtr = std::unique_ptr<cJSON, JsonDeleter>;
+// Reads `text` as exactly one JSON value (whitespace around it allowed) into
+// `doc`; false when it is not one (strict RFC 8259 grammar, nesting at most
+// 256). A vendor's \u0000 is read as a NUL byte, not refused: the counts
+// only measure strings.
+bool parse_document(std::string_view text, json::Doc* doc);
 
-// `text` parsed as exactly one JSON value (whitespace around it allowed), or
-// null. cJSON's own limits apply (nesting 1000).
-JsonPtr parse_document(std::string_view text);
-
-// The member `name` of `obj` (exact, case-sensitive; the first of duplicates),
-// or null when `obj` is not an object or has no such member.
-const cJSON* member(const cJSON* obj, const char* name);
+// The member `name` of `obj` (exact, case-sensitive; the first of
+// duplicates), or null when `obj` is null, not an object or has no such
+// member.
+const json::Value* member(const json::Value* obj, std::string_view name);
 
 }  // namespace tg::billing::detail

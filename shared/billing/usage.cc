@@ -9,8 +9,12 @@
 namespace tg::billing {
 namespace {
 
-using detail::JsonPtr;
 using detail::member;
+using json::Value;
+
+bool is_object(const Value* v) { return v != nullptr && v->is_object(); }
+bool is_array(const Value* v) { return v != nullptr && v->is_array(); }
+bool is_null(const Value* v) { return v != nullptr && v->is_null(); }
 
 struct Count {
   uint64_t value = 0;
@@ -18,27 +22,27 @@ struct Count {
 };
 
 // False if `name` is present (and not null) but not an integral number in
-// 0..kMaxTokens. cJSON reads numbers as doubles, exact for integers up to 2^53.
-bool get_count(const cJSON* obj, const char* name, Count* out) {
-  const cJSON* item = member(obj, name);
-  if (item == nullptr || cJSON_IsNull(item)) return true;
-  if (!cJSON_IsNumber(item)) return false;
-  const double d = item->valuedouble;
+// 0..kMaxTokens. Numbers are read as doubles, exact for integers up to 2^53.
+bool get_count(const Value* obj, const char* name, Count* out) {
+  const Value* item = member(obj, name);
+  if (item == nullptr || item->is_null()) return true;
+  if (!item->is_number()) return false;
+  const double d = item->number();
   if (!(d >= 0.0) || d > static_cast<double>(kMaxTokens) || std::floor(d) != d) return false;
   out->value = static_cast<uint64_t>(d);
   out->present = true;
   return true;
 }
 
-std::optional<Usage> openai_usage(const cJSON* u, bool need_completion) {
-  if (!cJSON_IsObject(u)) return std::nullopt;
+std::optional<Usage> openai_usage(const Value* u, bool need_completion) {
+  if (!is_object(u)) return std::nullopt;
   Count prompt, completion, cached;
   if (!get_count(u, "prompt_tokens", &prompt) || !prompt.present) return std::nullopt;
   if (!get_count(u, "completion_tokens", &completion)) return std::nullopt;
   if (need_completion && !completion.present) return std::nullopt;
-  const cJSON* details = member(u, "prompt_tokens_details");
-  if (details != nullptr && !cJSON_IsNull(details)) {
-    if (!cJSON_IsObject(details) || !get_count(details, "cached_tokens", &cached)) return std::nullopt;
+  const Value* details = member(u, "prompt_tokens_details");
+  if (details != nullptr && !is_null(details)) {
+    if (!is_object(details) || !get_count(details, "cached_tokens", &cached)) return std::nullopt;
   }
   Usage r;
   r.cached = std::min(cached.value, prompt.value);
@@ -54,8 +58,8 @@ struct AnthropicCounts {
   Count output;       // output_tokens
 };
 
-bool anthropic_counts(const cJSON* u, AnthropicCounts* a) {
-  return cJSON_IsObject(u) && get_count(u, "input_tokens", &a->input) &&
+bool anthropic_counts(const Value* u, AnthropicCounts* a) {
+  return is_object(u) && get_count(u, "input_tokens", &a->input) &&
          get_count(u, "cache_creation_input_tokens", &a->cache_write) &&
          get_count(u, "cache_read_input_tokens", &a->cache_read) &&
          get_count(u, "output_tokens", &a->output);
@@ -64,7 +68,7 @@ bool anthropic_counts(const cJSON* u, AnthropicCounts* a) {
 // Usage fields stay within kMaxTokens, so input = I + W must too.
 bool input_fits(uint64_t input, uint64_t cache_write) { return input + cache_write <= kMaxTokens; }
 
-std::optional<Usage> anthropic_usage(const cJSON* u) {
+std::optional<Usage> anthropic_usage(const Value* u) {
   AnthropicCounts a;
   if (!anthropic_counts(u, &a) || !a.input.present || !a.output.present) return std::nullopt;
   if (!input_fits(a.input.value, a.cache_write.value)) return std::nullopt;
@@ -75,7 +79,7 @@ std::optional<Usage> anthropic_usage(const cJSON* u) {
   return r;
 }
 
-std::optional<Usage> usage_of(Api api, const cJSON* u) {
+std::optional<Usage> usage_of(Api api, const Value* u) {
   return api == Api::messages ? anthropic_usage(u) : openai_usage(u, api == Api::chat);
 }
 
@@ -84,14 +88,14 @@ uint64_t quarter_up(uint64_t bytes) {
   return std::min<uint64_t>(bytes / 4 + (bytes % 4 != 0 ? 1 : 0), kMaxTokens);
 }
 
-uint64_t string_bytes(const cJSON* obj, const char* name) {
-  const cJSON* s = member(obj, name);
-  return cJSON_IsString(s) && s->valuestring != nullptr ? std::strlen(s->valuestring) : 0;
+uint64_t string_bytes(const Value* obj, const char* name) {
+  const Value* s = member(obj, name);
+  return s != nullptr && s->is_string() ? s->text.size() : 0;
 }
 
-bool is_type(const cJSON* root, const char* type) {
-  const cJSON* t = member(root, "type");
-  return cJSON_IsString(t) && t->valuestring != nullptr && std::strcmp(t->valuestring, type) == 0;
+bool is_type(const Value* root, const char* type) {
+  const Value* t = member(root, "type");
+  return t != nullptr && t->is_string() && t->text == type;
 }
 
 }  // namespace
@@ -106,9 +110,9 @@ bool operator!=(const Usage& a, const Usage& b) { return !(a == b); }
 bool is_zero(const Usage& u) { return u.input == 0 && u.cached == 0 && u.output == 0; }
 
 std::optional<Usage> parse_usage(Api api, std::string_view json) {
-  JsonPtr root = detail::parse_document(json);
-  if (!root) return std::nullopt;
-  return usage_of(api, root.get());
+  json::Doc doc;
+  if (!detail::parse_document(json, &doc)) return std::nullopt;
+  return usage_of(api, &doc.root());
 }
 
 // Copies the top-level "usage" value of a non-stream answer as it streams by.
@@ -186,22 +190,21 @@ void UsageMeter::response_body(std::string_view piece) {
 
 void UsageMeter::on_event(std::string_view data) {
   if (data == "[DONE]") return;
-  JsonPtr doc = detail::parse_document(data);
-  const cJSON* root = doc.get();
-  if (!cJSON_IsObject(root)) return;
+  json::Doc doc;
+  if (!detail::parse_document(data, &doc)) return;
+  const Value* root = &doc.root();
+  if (!root->is_object()) return;
 
   if (api_ != Api::messages) {
     if (std::optional<Usage> u = openai_usage(member(root, "usage"), api_ == Api::chat)) chunk_usage_ = u;
-    const cJSON* choices = member(root, "choices");
-    if (!cJSON_IsArray(choices)) return;
-    const cJSON* choice = nullptr;
-    cJSON_ArrayForEach(choice, choices) {
-      const cJSON* delta = member(choice, "delta");
+    const Value* choices = member(root, "choices");
+    if (!is_array(choices)) return;
+    for (const Value* choice = choices->child(); choice != nullptr; choice = choice->next()) {
+      const Value* delta = member(choice, "delta");
       content_bytes_ += string_bytes(delta, "content") + string_bytes(delta, "reasoning_content");
-      const cJSON* calls = member(delta, "tool_calls");
-      if (!cJSON_IsArray(calls)) continue;
-      const cJSON* call = nullptr;
-      cJSON_ArrayForEach(call, calls) {
+      const Value* calls = member(delta, "tool_calls");
+      if (!is_array(calls)) continue;
+      for (const Value* call = calls->child(); call != nullptr; call = call->next()) {
         content_bytes_ += string_bytes(member(call, "function"), "arguments");
       }
     }
@@ -231,7 +234,7 @@ void UsageMeter::on_event(std::string_view data) {
     if (a.cache_write.present) cache_write_ = a.cache_write.value;
     if (a.cache_read.present) cache_read_ = a.cache_read.value;
   } else if (is_type(root, "content_block_delta")) {
-    const cJSON* delta = member(root, "delta");
+    const Value* delta = member(root, "delta");
     content_bytes_ += string_bytes(delta, "text") + string_bytes(delta, "partial_json") +
                       string_bytes(delta, "thinking");
   }

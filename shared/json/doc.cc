@@ -233,7 +233,7 @@ class Doc::Parser {
     if (e != 'u') return invalid("bad escape in a string");
     uint32_t unit = 0;
     TG_TRY(hex4(&unit));
-    if (unit == 0) return fail("\\u0000 in a string at offset " + std::to_string(at));
+    if (unit == 0 && !rules_.allow_nul) return fail("\\u0000 in a string at offset " + std::to_string(at));
     if (unit >= 0xDC00 && unit <= 0xDFFF) return invalid("UTF-16 low surrogate without a high one");
     if (unit >= 0xD800 && unit <= 0xDBFF) {
       if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') {

@@ -8,8 +8,9 @@
 //     no leading zeros, no "1." or ".5", no comments, no trailing commas;
 //   - nesting deeper than Rules::max_depth (at most 256: the parser
 //     recurses once per level) refused before it is entered;
-//   - raw control characters in strings and \u0000 refused (strings never
-//     hold a NUL); a \u escape of a UTF-16 surrogate must be a whole pair;
+//   - raw control characters in strings refused, and \u0000 unless
+//     Rules::allow_nul (strings then never hold a NUL); a \u escape of a
+//     UTF-16 surrogate must be a whole pair;
 //   - every number literal handed to Rules::on_number as written.
 // Every error is Errc::parse, prefixed by Rules::what and giving the byte
 // offset; the texts json::parse shares with it are the same. UTF-8 is not checked (the

@@ -36,6 +36,9 @@ struct Literal {
 struct Rules {
   const char* what = "json";  // prefix of every error ("message", "entry")
   int max_depth = 16;         // nesting of [ and {
+  // Doc only: \u0000 decodes to a NUL byte instead of being an error.
+  // json::parse always refuses it (cJSON would cut the string there).
+  bool allow_nul = false;
   // Each number literal, in order; an error stops the parse with it.
   std::function<Status(const Literal&)> on_number;
   // The value of each member of the top-level object, in order: its number

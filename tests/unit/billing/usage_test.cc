@@ -320,6 +320,16 @@ TEST(BillingMeterStream, BadEventsAreSkipped) {
   EXPECT_TRUE(same(r.usage, u3(1, 0, 2, true)));
 }
 
+TEST(BillingMeterStream, EscapesCountAsTheBytesTheyDecodeTo) {
+  // "a\u0000b" is three bytes (a NUL from a vendor is content, not an end);
+  // "\u00e9" two, "\n" one; a \u escape without four hex digits makes the
+  // event invalid JSON, skipped.
+  const std::string s = "data: {\"choices\":[{\"delta\":{\"content\":\"a\\u0000b\"}}]}\n\n"
+                        "data: {\"choices\":[{\"delta\":{\"content\":\"\\u00e9\\n\"}}]}\n\n"
+                        "data: {\"choices\":[{\"delta\":{\"content\":\"\\u12\"}}]}\n\n";
+  EXPECT_EQ(meter(Api::chat, true, s).content_bytes, 6u);
+}
+
 TEST(BillingMeterStream, MultiLineDataIsOneDocument) {
   const std::string s = "data: {\"choices\":[],\n"
                         "data: \"usage\":{\"prompt_tokens\":4,\n"

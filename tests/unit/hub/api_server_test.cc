@@ -395,6 +395,11 @@ TEST_F(ApiServerTest, RevokedTokenIsRefusedWhileRunning) {
   auto cli = UserStore::open(dir.file("hub.db"), false);
   ASSERT_TRUE(cli.ok());
   ASSERT_TRUE(cli->revoke_token(token, 2).ok());
+  // The hub reads the file's data_version at most once per loop millisecond
+  // (the tick authenticate() gets): a request in the same millisecond as
+  // the first may still pass. The next one must not.
+  const uint64_t t0 = loop.now_ms();
+  ASSERT_TRUE(run([&] { return loop.now_ms() > t0; }));
   User& second = post("/v1/chat/completions", kChatBody);
   ASSERT_TRUE(finished(second));
   EXPECT_EQ(second.head->status, 401);
