@@ -325,10 +325,11 @@ void JsonScanner::feed(std::string_view piece, Handler& handler) {
   const char* const end = p + piece.size();
   while (p < end) {
     if (state_ == State::error) return;
-    if (state_ == State::string && !in_key_) {
-      // Most of an answer is the text inside string values: bytes other than
-      // '"', '\\' and control characters change nothing there, so skip them
-      // without a step() each.
+    if (state_ == State::string && (!in_key_ || !match_key_ || candidates_ == 0)) {
+      // Most of an answer is the text inside strings: in a value, and in a
+      // member name that can no longer match a watched one (or is not
+      // matched at this depth), bytes other than '"', '\\' and control
+      // characters change nothing, so skip them without a step() each.
       const char* q = p;
       while (q < end) {
         const auto c = static_cast<unsigned char>(*q);

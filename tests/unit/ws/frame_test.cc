@@ -311,5 +311,26 @@ TEST(WsUtf8, IncrementalAcrossSplits) {
   EXPECT_FALSE(v.complete());
 }
 
+TEST(WsUtf8, WordAtATimeAgreesWithByteAtATime) {
+  // Whole texts take the eight-byte ASCII path; byte-by-byte feeds never do.
+  // Sequences land on every offset around the words, valid and not.
+  const std::vector<std::string> pieces = {"a", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+                                           "\x80", "\xc0\xaf", "\xed\xa0\x80", "\xff", "\xe2\x82",
+                                           std::string(1, '\0')};
+  for (size_t lead = 0; lead < 17; ++lead) {
+    for (const std::string& p : pieces) {
+      for (size_t tail = 0; tail < 10; tail += 3) {
+        const std::string text = std::string(lead, 'x') + p + std::string(tail, 'y');
+        Utf8Validator by_byte;
+        bool ok = true;
+        for (char c : text) ok = by_byte.feed(std::string_view(&c, 1)) && ok;
+        EXPECT_EQ(is_valid_utf8(text), ok && by_byte.complete()) << lead << " " << tail;
+      }
+    }
+  }
+  EXPECT_FALSE(is_valid_utf8(std::string(64, 'a') + "\x80" + std::string(64, 'a')));
+  EXPECT_TRUE(is_valid_utf8(std::string(64, 'a') + "\xc3\xa9" + std::string(64, 'a')));
+}
+
 }  // namespace
 }  // namespace tg::ws
