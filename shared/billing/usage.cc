@@ -196,7 +196,9 @@ void UsageMeter::on_event(std::string_view data) {
   if (!root->is_object()) return;
 
   if (api_ != Api::messages) {
-    if (std::optional<Usage> u = openai_usage(member(root, "usage"), api_ == Api::chat)) chunk_usage_ = u;
+    if (std::optional<Usage> u = openai_usage(member(root, "usage"), api_ == Api::chat)) {
+      chunk_usage_ = u;
+    }
     const Value* choices = member(root, "choices");
     if (!is_array(choices)) return;
     for (const Value* choice = choices->child(); choice != nullptr; choice = choice->next()) {

@@ -1,5 +1,6 @@
 #include "shared/json/doc.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -10,6 +11,8 @@ namespace {
 // Deeper nesting than this is refused whatever the rules say: the parser
 // recurses once per level.
 constexpr int kDepthCap = 256;
+// Values reserved before parsing, at most (24 KiB).
+constexpr size_t kReservedValues = 512;
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -169,7 +172,9 @@ class Doc::Parser {
     }
     const std::string_view lit(start, static_cast<size_t>(p_ - start));
     if (top_member && rules_.on_member_value) rules_.on_member_value(lit);
-    if (rules_.on_number) TG_TRY(rules_.on_number(Literal{lit, static_cast<size_t>(start - begin_)}));
+    if (rules_.on_number) {
+      TG_TRY(rules_.on_number(Literal{lit, static_cast<size_t>(start - begin_)}));
+    }
     const size_t i = add(Type::number);
     doc_.values_[i].text = lit;
     return Status();
@@ -233,7 +238,9 @@ class Doc::Parser {
     if (e != 'u') return invalid("bad escape in a string");
     uint32_t unit = 0;
     TG_TRY(hex4(&unit));
-    if (unit == 0 && !rules_.allow_nul) return fail("\\u0000 in a string at offset " + std::to_string(at));
+    if (unit == 0 && !rules_.allow_nul) {
+      return fail("\\u0000 in a string at offset " + std::to_string(at));
+    }
     if (unit >= 0xDC00 && unit <= 0xDFFF) return invalid("UTF-16 low surrogate without a high one");
     if (unit >= 0xD800 && unit <= 0xDBFF) {
       if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') {
@@ -322,7 +329,10 @@ class Doc::Parser {
 Status Doc::parse(std::string_view text, const Rules& rules) {
   values_.clear();
   decoded_.clear();
-  values_.reserve(text.size() / 8 + 4);  // a guess; at most text.size() / 2 + 1 are made
+  // A guess for small texts (at most text.size() / 2 + 1 values are made);
+  // a large one grows the array as it needs, instead of reserving up front
+  // an allocation mapped and unmapped per call.
+  values_.reserve(std::min<size_t>(text.size() / 8 + 4, kReservedValues));
   if (text.size() > std::numeric_limits<uint32_t>::max()) {
     return error(Errc::limit, std::string(rules.what) + ": JSON text over 4 GiB");
   }

@@ -34,7 +34,8 @@ bool same(const Value& v, const cJSON* j) {
       return std::memcmp(&a, &b, sizeof a) == 0 || a == b;
     }
     case tg::json::Type::string:
-      return cJSON_IsString(j) && j->valuestring != nullptr && v.text == std::string_view(j->valuestring);
+      return cJSON_IsString(j) && j->valuestring != nullptr &&
+             v.text == std::string_view(j->valuestring);
     case tg::json::Type::array:
     case tg::json::Type::object: {
       if (v.is_array() ? !cJSON_IsArray(j) : !cJSON_IsObject(j)) return false;

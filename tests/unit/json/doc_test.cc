@@ -98,7 +98,9 @@ TEST(JsonDoc, DecodesEscapesAndKeepsPlainStringsAsViews) {
 TEST(JsonDoc, ManyEscapedStringsStayValid) {
   // Every decoded string lives in one buffer: it must not move while filling.
   std::string text = "[";
-  for (int i = 0; i < 200; ++i) text += std::string(i ? "," : "") + "\"\\u0041" + std::to_string(i) + "\"";
+  for (int i = 0; i < 200; ++i) {
+    text += std::string(i ? "," : "") + "\"\\u0041" + std::to_string(i) + "\"";
+  }
   text += "]";
   Doc d;
   ASSERT_TRUE(d.parse(text, rules()).ok());
@@ -213,6 +215,28 @@ TEST(JsonDoc, NestingLimitIsCappedForItsOwnStack) {
   Status s = d.parse(deep, r);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.message(), "thing: nesting deeper than 256 at offset 256");
+}
+
+TEST(JsonDoc, GrowsPastWhatItReservedUpFront) {
+  // 5,001 values, ten times what parse() reserves: the array moves while
+  // filling, and every link is still right afterwards.
+  std::string text = "[";
+  for (int i = 0; i < 5000; ++i) {
+    const std::string n = std::to_string(i);
+    text += std::string(i ? "," : "") + (i % 2 ? "[" + n + "]" : n);
+  }
+  text += "]";
+  Doc d;
+  ASSERT_TRUE(d.parse(text, rules()).ok());
+  EXPECT_EQ(d.root().count, 5000u);
+  EXPECT_EQ(d.root().span, 7501u);
+  int i = 0;
+  for (const Value* c = d.root().child(); c != nullptr; c = c->next(), ++i) {
+    const Value* n = c->is_array() ? c->child() : c;
+    ASSERT_NE(n, nullptr);
+    EXPECT_EQ(n->text, std::to_string(i));
+  }
+  EXPECT_EQ(i, 5000);
 }
 
 TEST(JsonDoc, ReusedDocForgetsThePreviousText) {
