@@ -121,20 +121,28 @@ std::string hex_encode(std::string_view bytes) {
 }
 
 Result<std::string> hex_decode(std::string_view text) {
-  init();
   if (text.size() % 2 != 0) {
     return error(Errc::parse, "hex: odd length " + std::to_string(text.size()));
   }
   std::string out(text.size() / 2, '\0');
+  TG_TRY(hex_decode_to(text, reinterpret_cast<uint8_t*>(out.data()), out.size()));
+  return out;
+}
+
+Status hex_decode_to(std::string_view text, uint8_t* out, size_t size) {
+  init();
+  if (text.size() != 2 * size) {
+    return error(Errc::parse, "hex: " + std::to_string(text.size()) + " digits for " +
+                                  std::to_string(size) + " bytes");
+  }
   size_t out_len = 0;
   const char* end = nullptr;
-  int rc = sodium_hex2bin(reinterpret_cast<unsigned char*>(out.data()), out.size(),
-                          text.data(), text.size(), nullptr, &out_len, &end);
-  if (rc != 0 || end != text.data() + text.size() || out_len != out.size()) {
+  int rc = sodium_hex2bin(out, size, text.data(), text.size(), nullptr, &out_len, &end);
+  if (rc != 0 || end != text.data() + text.size() || out_len != size) {
     size_t at = end ? static_cast<size_t>(end - text.data()) : 0;
     return error(Errc::parse, "hex: invalid digit at offset " + std::to_string(at));
   }
-  return out;
+  return Status();
 }
 
 void random_bytes(void* out, size_t n) {

@@ -45,6 +45,9 @@ Result<std::string> base64_decode(std::string_view text);
 std::string hex_encode(std::string_view bytes);
 // Accepts upper- and lowercase digits; rejects odd length and anything else.
 Result<std::string> hex_decode(std::string_view text);
+// The same into `out`, which the text must fill exactly (`size` bytes from
+// 2 * size digits): no allocation, for fixed-size values such as hashes.
+Status hex_decode_to(std::string_view text, uint8_t* out, size_t size);
 
 // Cryptographically random bytes from the kernel (libsodium). Requests up to
 // 32 bytes come from a per-thread pool refilled 256 bytes at a time, so ids

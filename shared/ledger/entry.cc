@@ -354,10 +354,10 @@ std::string to_hex(const Hash& h) { return crypto::hex_encode(crypto::as_view(h)
 Result<Hash> parse_hash(std::string_view hex) {
   const std::string problem = hex_problem(hex);
   if (!problem.empty()) return error(Errc::parse, "hash: " + problem);
-  Result<std::string> raw = crypto::hex_decode(hex);
-  if (!raw.ok() || raw->size() != 32) return error(Errc::parse, "hash: not 32 bytes of hex");
   Hash h;
-  std::memcpy(h.data(), raw->data(), h.size());
+  if (!crypto::hex_decode_to(hex, h.data(), h.size()).ok()) {
+    return error(Errc::parse, "hash: not 32 bytes of hex");
+  }
   return h;
 }
 

@@ -79,7 +79,7 @@ Status integral_literal(const json::Literal& lit) {
 // error texts. It holds pointers and up to two indexes and becomes text only
 // when there is an error to report: decoding a settle used to build a dozen
 // such strings that nobody read. What it points to must outlive it (string
-// literals, the Reader's type and field names, a caller's string).
+// literals, the Reader's type and field names).
 class Where {
  public:
   Where(const char* path) : head_(path) {}  // NOLINT(google-explicit-constructor)
@@ -221,12 +221,7 @@ Status parse_hash(const Where& where, std::string_view text, HashBytes* out) {
                             crypto::hex_encode(text.substr(i, 1)) + " at " + std::to_string(i));
     }
   }
-  auto nibble = [](char c) {
-    return static_cast<uint8_t>(c <= '9' ? c - '0' : c - 'a' + 10);
-  };
-  for (size_t i = 0; i < out->size(); ++i) {
-    (*out)[i] = static_cast<uint8_t>(nibble(text[2 * i]) << 4 | nibble(text[2 * i + 1]));
-  }
+  if (!crypto::hex_decode_to(text, out->data(), out->size()).ok()) return bad(where, "bad hex");
   return Status();
 }
 

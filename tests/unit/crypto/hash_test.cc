@@ -125,6 +125,19 @@ TEST(Hex, RejectsOddLengthAndBadDigits) {
   EXPECT_FALSE(hex_decode("a:bc").ok());
 }
 
+TEST(Hex, DecodesIntoAFixedBufferThatItMustFillExactly) {
+  uint8_t out[3] = {0, 0, 0};
+  ASSERT_TRUE(hex_decode_to("01AbfF", out, sizeof out).ok());
+  EXPECT_EQ(out[0], 0x01);
+  EXPECT_EQ(out[1], 0xab);
+  EXPECT_EQ(out[2], 0xff);
+  EXPECT_FALSE(hex_decode_to("01ab", out, sizeof out).ok());      // too short
+  EXPECT_FALSE(hex_decode_to("01abff00", out, sizeof out).ok());  // too long
+  EXPECT_FALSE(hex_decode_to("01abfg", out, sizeof out).ok());    // bad digit
+  // The offset is where the bad pair starts (libsodium stops before it).
+  EXPECT_EQ(hex_decode_to("01abfg", out, sizeof out).message(), "hex: invalid digit at offset 4");
+}
+
 TEST(Random, IdIs32LowercaseHexAndVaries) {
   std::string a = random_id();
   std::string b = random_id();
