@@ -71,18 +71,25 @@ struct Db::Conn {
   sqlite3* db = nullptr;
   std::string path;
   std::unordered_map<std::string, std::unique_ptr<Cached>> cache;
+  sqlite3_stmt* control[static_cast<size_t>(Control::count)] = {};
   bool data_version_read = false;  // data_version holds a reading
   uint64_t data_version_tick = 0;
   int64_t data_version = 0;
 
   ~Conn() {
     for (auto& [sql, c] : cache) sqlite3_finalize(c->stmt);
+    for (sqlite3_stmt* st : control) sqlite3_finalize(st);
     if (db) sqlite3_close_v2(db);
   }
 };
 
 Result<Db> Db::open(const std::string& path, const OpenOptions& options) {
   if (path.empty()) return error(Errc::invalid_argument, "sqlite: empty database path");
+  // Once per process, before SQLite initialises itself: no memory
+  // statistics, which cost every SQLite allocation and free a global mutex
+  // (SQLITE_MISUSE if something initialised SQLite first: harmless).
+  static const int kConfigured = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  (void)kConfigured;
   if (options.create) {
     TG_TRY(create_private(path));
   } else if (::access(path.c_str(), F_OK) != 0) {
@@ -155,6 +162,29 @@ Status Db::exec(std::string_view sql) {
   int rc = sqlite3_exec(handle(), text.c_str(), nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) return error_of(rc, "exec", sql);
   return Status::success();
+}
+
+Status Db::control(Control c) {
+  static constexpr const char* kSql[] = {"BEGIN IMMEDIATE",      "COMMIT",
+                                         "ROLLBACK",             "SAVEPOINT tg_nested",
+                                         "RELEASE tg_nested",    "ROLLBACK TO tg_nested"};
+  static_assert(sizeof kSql / sizeof kSql[0] == static_cast<size_t>(Control::count));
+  if (!handle()) return error(Errc::invalid_argument, "sqlite: exec on a closed database");
+  const char* sql = kSql[static_cast<size_t>(c)];
+  sqlite3_stmt*& st = conn_->control[static_cast<size_t>(c)];
+  if (!st) {
+    int rc = sqlite3_prepare_v2(handle(), sql, -1, &st, nullptr);
+    if (rc != SQLITE_OK) {
+      sqlite3_finalize(st);
+      st = nullptr;
+      return error_of(rc, "exec", sql);
+    }
+  }
+  int rc = sqlite3_step(st);
+  // The error is read before the reset, which would repeat it on the handle.
+  Status s = rc == SQLITE_DONE || rc == SQLITE_ROW ? Status::success() : error_of(rc, "exec", sql);
+  sqlite3_reset(st);
+  return s;
 }
 
 Result<Stmt> Db::prepare_cached(std::string_view sql) {
@@ -353,10 +383,10 @@ Status Stmt::reset() {
 
 Result<Tx> Tx::begin(Db& db) {
   if (db.handle() && sqlite3_get_autocommit(db.handle()) == 0) {
-    TG_TRY(db.exec("SAVEPOINT tg_nested"));
+    TG_TRY(db.control(Db::Control::savepoint));
     return Tx(&db, true);
   }
-  TG_TRY(db.exec("BEGIN IMMEDIATE"));
+  TG_TRY(db.control(Db::Control::begin));
   return Tx(&db, false);
 }
 
@@ -367,7 +397,7 @@ Tx::Tx(Tx&& other) noexcept
 
 Status Tx::commit() {
   if (!db_) return error(Errc::invalid_argument, "sqlite: commit of a finished transaction");
-  Status s = db_->exec(nested_ ? "RELEASE tg_nested" : "COMMIT");
+  Status s = db_->control(nested_ ? Db::Control::release : Db::Control::commit);
   if (!s.ok()) {
     rollback();
     return s;
@@ -381,8 +411,12 @@ void Tx::rollback() noexcept {
   Db* db = std::exchange(db_, nullptr);
   // Fails only if SQLite already rolled back on its own (e.g. after SQLITE_FULL).
   if (sqlite3_get_autocommit(db->handle()) == 0) {
-    sqlite3_exec(db->handle(), nested_ ? "ROLLBACK TO tg_nested; RELEASE tg_nested" : "ROLLBACK",
-                 nullptr, nullptr, nullptr);
+    if (nested_) {
+      (void)db->control(Db::Control::rollback_to);
+      (void)db->control(Db::Control::release);
+    } else {
+      (void)db->control(Db::Control::rollback);
+    }
   }
 }
 

@@ -88,6 +88,11 @@ class Db {
   sqlite3* handle() const noexcept;
 
  private:
+  friend class Tx;
+  // The statements of Tx, compiled once per connection (sqlite3_exec would
+  // compile them again at every transaction and savepoint).
+  enum class Control { begin, commit, rollback, savepoint, release, rollback_to, count };
+  Status control(Control c);
   struct Conn;
   Status error_of(int rc, const char* op, std::string_view sql) const;
   // Runs a PRAGMA that answers one integer (a cached statement).

@@ -1,17 +1,20 @@
 // Settlement throughput: the hub's LedgerStore::settle() in batches (one
 // transaction each, WAL) and the agent's LedgerMirror::apply() (one
-// transaction per entry, as it runs), each next to a baseline measured in
+// transaction per entry, and 16 to a transaction in savepoints as
+// Settlement::flush runs them under load), each next to a baseline measured in
 // the same run on the same disk: plain SQLite INSERTs of rows of the same
 // shape, batched the same way. Driven by scripts/bench-settle; prints one
 // line per measurement. Not a test: no thresholds here.
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +27,10 @@
 #include "shared/sqlite/db.h"
 
 namespace {
+
+// Settles per transaction in the agent's batched run (Settlement::flush
+// commits what one loop turn gathered).
+constexpr size_t kAgentBatch = 16;
 
 using Clock = std::chrono::steady_clock;
 using namespace tg;
@@ -133,9 +140,11 @@ HubResult hub_settle(const std::string& path, size_t n, size_t batch) {
   return r;
 }
 
-// The agent: outbox row per call, then apply() per settled entry (each its
-// own transaction): microseconds per verify-and-append.
-double agent_apply_us(const std::string& path, size_t n) {
+// The agent: outbox row per call, then apply() per settled entry:
+// microseconds per verify-and-append. With batch 1 each entry is its own
+// transaction; with a larger batch, `batch` entries share one (each in its
+// own savepoint), as Settlement::flush groups the settles of a loop turn.
+double agent_apply_us(const std::string& path, size_t n, size_t batch) {
   crypto::KeyPair self = crypto::KeyPair::generate();
   auto m = agent::LedgerMirror::open(path, self.public_key());
   if (!m.ok()) die("mirror", m.status());
@@ -167,21 +176,26 @@ double agent_apply_us(const std::string& path, size_t n) {
     if (Status s = mirror.record_finished(o); !s.ok()) die("outbox", s);
   }
   const auto t0 = Clock::now();
-  for (size_t i = 0; i < n; ++i) {
-    auto v = mirror.apply(entries[i], hashes[i], 1);
-    if (!v.ok() || v->kind != agent::Verdict::Kind::appended ||
-        v->status != agent::EntryStatus::agreed) {
-      std::fprintf(stderr, "settle_bench: entry %zu not agreed\n", i);
-      std::exit(1);
+  for (size_t i = 0; i < n; i += batch) {
+    std::optional<sqlite::Tx> outer;
+    if (batch > 1) {
+      auto tx = sqlite::Tx::begin(mirror.db());
+      if (!tx.ok()) die("begin", tx.status());
+      outer.emplace(std::move(*tx));
+    }
+    for (size_t j = i; j < std::min(n, i + batch); ++j) {
+      auto v = mirror.apply(entries[j], hashes[j], 1);
+      if (!v.ok() || v->kind != agent::Verdict::Kind::appended ||
+          v->status != agent::EntryStatus::agreed) {
+        std::fprintf(stderr, "settle_bench: entry %zu not agreed\n", j);
+        std::exit(1);
+      }
+    }
+    if (outer) {
+      if (Status s = outer->commit(); !s.ok()) die("commit", s);
     }
   }
   return seconds_since(t0) * 1e6 / static_cast<double>(n);
-}
-
-// Raw single-row transactions on the same disk, for the agent's baseline.
-double baseline_single_us(const std::string& path, size_t n) {
-  const double per_s = baseline(path, n, 1);
-  return 1e6 / per_s;
 }
 
 }  // namespace
@@ -213,10 +227,13 @@ int main(int argc, char** argv) {
       std::printf("hub pending row (autocommit): %9.0f rows/s\n", hub.open_per_s);
     }
   }
-  const double apply_us = agent_apply_us(root + "/agent.db", agent_n);
-  const double single_us = baseline_single_us(root + "/agent-base.db", agent_n);
-  std::printf("agent verify-and-append: %.1f us/entry   raw 1-row transaction %.1f us   ratio %.2f\n",
-              apply_us, single_us, apply_us / single_us);
+  for (size_t batch : {size_t{1}, kAgentBatch}) {
+    const std::string tag = std::to_string(batch);
+    const double apply_us = agent_apply_us(root + "/agent-" + tag + ".db", agent_n, batch);
+    const double raw_us = 1e6 / baseline(root + "/agent-base-" + tag + ".db", agent_n, batch);
+    std::printf("agent verify-and-append batch %2zu: %6.1f us/entry   raw insert %5.1f us/row   "
+                "ratio %.2f\n", batch, apply_us, raw_us, apply_us / raw_us);
+  }
   std::error_code ec;
   std::filesystem::remove_all(root, ec);
   return 0;

@@ -504,3 +504,59 @@ TEST_F(SqliteTest, NestedCommitIsUndoneWithItsOuterTx) {
 
 }  // namespace
 }  // namespace tg::sqlite
+
+namespace tg::sqlite {
+namespace {
+
+int statements_on(Db& db) {
+  int n = 0;
+  for (sqlite3_stmt* st = sqlite3_next_stmt(db.handle(), nullptr); st;
+       st = sqlite3_next_stmt(db.handle(), st)) {
+    ++n;
+  }
+  return n;
+}
+
+TEST_F(SqliteTest, TransactionStatementsAreCompiledOncePerConnection) {
+  Db db = open_db();
+  ASSERT_TRUE(db.exec("CREATE TABLE t (a INTEGER UNIQUE)").ok());
+  auto round = [&](int i) {
+    auto outer = Tx::begin(db);
+    ASSERT_TRUE(outer.ok()) << outer.status().to_string();
+    {
+      auto kept = Tx::begin(db);
+      ASSERT_TRUE(kept.ok());
+      ASSERT_TRUE(db.exec("INSERT INTO t VALUES (" + std::to_string(i) + ")").ok());
+      ASSERT_TRUE(kept->commit().ok());
+    }
+    {
+      auto undone = Tx::begin(db);
+      ASSERT_TRUE(undone.ok());
+      ASSERT_TRUE(db.exec("INSERT INTO t VALUES (-1)").ok());
+    }  // ROLLBACK TO and RELEASE
+    ASSERT_TRUE(outer->commit().ok());
+    auto dropped = Tx::begin(db);
+    ASSERT_TRUE(dropped.ok());
+  };  // ROLLBACK
+  round(0);
+  const int compiled = statements_on(db);
+  EXPECT_EQ(compiled, 6);  // BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE, ROLLBACK TO
+  for (int i = 1; i <= 50; ++i) round(i);
+  EXPECT_EQ(statements_on(db), compiled);
+  EXPECT_EQ(count(db, "t"), 51);
+  // None of them is left running: a reader on another connection sees every row.
+  Db other = open_db();
+  EXPECT_EQ(count(other, "t"), 51);
+}
+
+TEST_F(SqliteTest, SqliteKeepsNoMemoryStatistics) {
+  Db db = open_db();  // the first SQLite call of this test process configures it
+  ASSERT_TRUE(db.exec("CREATE TABLE t (a)").ok());
+  sqlite3_int64 used = -1;
+  sqlite3_int64 highest = -1;
+  ASSERT_EQ(sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &used, &highest, 0), SQLITE_OK);
+  EXPECT_EQ(used, 0) << "SQLITE_CONFIG_MEMSTATUS is on: every allocation takes a global mutex";
+}
+
+}  // namespace
+}  // namespace tg::sqlite
