@@ -196,6 +196,11 @@ OutboxItem read_outbox(const sqlite::Stmt& st) {
 constexpr const char* kSelectOutbox =
     "SELECT request_id, model, input, cached, output, estimated, status, finished_at, ticket "
     "FROM outbox";
+// Built once: apply() looks an outbox row up for every settled entry.
+const std::string& select_outbox_by_request() {
+  static const std::string sql = std::string(kSelectOutbox) + " WHERE request_id = ?";
+  return sql;
+}
 }  // namespace
 
 Result<std::vector<OutboxItem>> LedgerMirror::outbox(size_t limit) {
@@ -221,7 +226,7 @@ Result<uint64_t> LedgerMirror::outbox_count() {
 }
 
 Result<std::optional<OutboxItem>> LedgerMirror::outbox_item(std::string_view request_id) {
-  auto st = db_.prepare_cached(std::string(kSelectOutbox) + " WHERE request_id = ?");
+  auto st = db_.prepare_cached(select_outbox_by_request());
   if (!st.ok()) return st.status();
   TG_TRY(st->bind_text(1, request_id));
   auto step = st->step();

@@ -12,6 +12,9 @@ namespace {
 using detail::member;
 using json::Value;
 
+// What the SSE event reader's reused json::Doc keeps between events.
+constexpr size_t kKeptDocBytes = 16 * 1024;
+
 bool is_object(const Value* v) { return v != nullptr && v->is_object(); }
 bool is_array(const Value* v) { return v != nullptr && v->is_array(); }
 bool is_null(const Value* v) { return v != nullptr && v->is_null(); }
@@ -190,7 +193,12 @@ void UsageMeter::response_body(std::string_view piece) {
 
 void UsageMeter::on_event(std::string_view data) {
   if (data == "[DONE]") return;
-  json::Doc doc;
+  // One Doc per thread, parsed into again for every event (nothing here
+  // calls out while it is read), trimmed after each to kKeptDocBytes.
+  thread_local json::Doc doc;
+  struct Trim {
+    ~Trim() { doc.trim(kKeptDocBytes); }
+  } trim;
   if (!detail::parse_document(data, &doc)) return;
   const Value* root = &doc.root();
   if (!root->is_object()) return;

@@ -13,6 +13,7 @@ Sink g_sink = nullptr;
 void* g_sink_user = nullptr;
 
 constexpr size_t kMaxLine = 2048;  // longer messages are cut with "..."
+constexpr size_t kMaxComponent = 64;  // longer component names are cut
 
 const char* level_name(Level l) {
   switch (l) {
@@ -48,6 +49,31 @@ size_t append_escaped(char* dst, size_t cap, const char* src) {
   return n;
 }
 
+// "YYYY-MM-DDTHH:MM:SS.mmmZ " into `out` (25 bytes). The text up to the
+// seconds is formatted once per second per thread: a daemon logs a line per
+// request, and gmtime_r and snprintf were most of a line's cost.
+size_t put_time(char* out, const struct timeval& tv) {
+  constexpr size_t kSeconds = 19;  // "YYYY-MM-DDTHH:MM:SS"
+  thread_local time_t cached_sec = -1;
+  thread_local char cached[48];
+  if (tv.tv_sec != cached_sec) {
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_sec = tv.tv_sec;
+  }
+  std::memcpy(out, cached, kSeconds);
+  const int ms = static_cast<int>(tv.tv_usec / 1000);
+  out[kSeconds] = '.';
+  out[kSeconds + 1] = static_cast<char>('0' + ms / 100);
+  out[kSeconds + 2] = static_cast<char>('0' + ms / 10 % 10);
+  out[kSeconds + 3] = static_cast<char>('0' + ms % 10);
+  out[kSeconds + 4] = 'Z';
+  out[kSeconds + 5] = ' ';
+  return kSeconds + 6;
+}
+
 }  // namespace
 
 void set_level(Level l) noexcept { g_level = l; }
@@ -79,15 +105,17 @@ void vwrite(Level l, const char* component, const char* fmt, va_list ap) noexcep
 
   struct timeval tv;
   gettimeofday(&tv, nullptr);
-  struct tm tm;
-  gmtime_r(&tv.tv_sec, &tm);
   char line[kMaxLine + 128];
-  int head = std::snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s %s: ",
-                           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                           tm.tm_min, tm.tm_sec, static_cast<int>(tv.tv_usec / 1000),
-                           level_name(l), component);
-  if (head < 0) return;
-  size_t n = static_cast<size_t>(head);
+  size_t n = put_time(line, tv);
+  const char* level = level_name(l);
+  std::memcpy(line + n, level, 5);
+  n += 5;
+  line[n++] = ' ';
+  const size_t component_len = strnlen(component, kMaxComponent);
+  std::memcpy(line + n, component, component_len);
+  n += component_len;
+  line[n++] = ':';
+  line[n++] = ' ';
   n += append_escaped(line + n, sizeof line - n, msg);
   if (g_sink) {
     g_sink(l, line, g_sink_user);

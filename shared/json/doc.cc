@@ -344,4 +344,10 @@ Status Doc::parse(std::string_view text, const Rules& rules) {
   return s;
 }
 
+void Doc::trim(size_t bytes) noexcept {
+  if (capacity_bytes() <= bytes) return;
+  std::vector<Value>().swap(values_);
+  std::string().swap(decoded_);
+}
+
 }  // namespace tg::json

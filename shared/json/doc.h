@@ -77,6 +77,16 @@ class Doc {
   const Value& root() const noexcept { return values_.front(); }
   bool empty() const noexcept { return values_.empty(); }
 
+  // A Doc kept and parsed into again reuses its memory (no allocation per
+  // text). trim() frees that memory when it is over `bytes`, so a kept Doc
+  // does not hold on to what its largest text needed. The values read so far
+  // stay valid only if nothing was freed.
+  void trim(size_t bytes) noexcept;
+  // Bytes held for values and decoded strings (capacity, not use).
+  size_t capacity_bytes() const noexcept {
+    return values_.capacity() * sizeof(Value) + decoded_.capacity();
+  }
+
  private:
   class Parser;
 

@@ -65,12 +65,14 @@ Status create_private(const std::string& path) {
 // the statements kept for prepare_cached().
 struct Db::Conn {
   struct Cached {
+    std::string sql;  // the cache's key views it
     sqlite3_stmt* stmt = nullptr;
     bool borrowed = false;
   };
   sqlite3* db = nullptr;
   std::string path;
-  std::unordered_map<std::string, std::unique_ptr<Cached>> cache;
+  // Keyed by views of Cached::sql, so a lookup copies nothing.
+  std::unordered_map<std::string_view, std::unique_ptr<Cached>> cache;
   sqlite3_stmt* control[static_cast<size_t>(Control::count)] = {};
   bool data_version_read = false;  // data_version holds a reading
   uint64_t data_version_tick = 0;
@@ -190,7 +192,7 @@ Status Db::control(Control c) {
 Result<Stmt> Db::prepare_cached(std::string_view sql) {
   if (!handle()) return error(Errc::invalid_argument, "sqlite: prepare on a closed database");
   auto& cache = conn_->cache;
-  auto it = cache.find(std::string(sql));
+  auto it = cache.find(sql);
   if (it != cache.end()) {
     if (it->second->borrowed) return prepare(sql);  // nested use: a private copy
     it->second->borrowed = true;
@@ -199,10 +201,12 @@ Result<Stmt> Db::prepare_cached(std::string_view sql) {
   auto fresh = prepare(sql);
   if (!fresh.ok() || cache.size() >= kMaxCachedStatements) return fresh;
   auto entry = std::make_unique<Conn::Cached>();
+  entry->sql = std::string(sql);
   entry->stmt = std::exchange(fresh->stmt_, nullptr);
   entry->borrowed = true;
   Stmt out(entry->stmt, &entry->borrowed);
-  cache.emplace(std::string(sql), std::move(entry));
+  const std::string_view key = entry->sql;
+  cache.emplace(key, std::move(entry));
   return out;
 }
 

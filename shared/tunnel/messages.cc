@@ -264,6 +264,10 @@ Status check_headers(const Where& where, const Headers& h) {
   return Status();
 }
 
+// What decode's reused json::Doc keeps between messages: the values of a
+// large call message (512 values are 24 KiB).
+constexpr size_t kKeptDocBytes = 32 * 1024;
+
 Status parse_json(std::string_view text, const char* where, json::Doc* doc) {
   json::Rules rules;
   rules.what = where;
@@ -1098,7 +1102,12 @@ Result<Message> decode(std::string_view json, Phase phase) {
                                   (phase == Phase::pre_auth ? "before authentication"
                                                             : "of a session"));
   }
-  json::Doc doc;
+  // One Doc per thread, parsed into again for every message (decode does not
+  // call out while it reads one), trimmed after each to kKeptDocBytes.
+  thread_local json::Doc doc;
+  struct Trim {
+    ~Trim() { doc.trim(kKeptDocBytes); }
+  } trim;
   TG_TRY(parse_json(json, "message", &doc));
   const json::Value* obj = &doc.root();
   if (!obj->is_object()) return bad("message", "must be a JSON object, got " + describe(obj));

@@ -2,7 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/time.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace tg {
@@ -29,6 +35,34 @@ TEST(Log, LineHasTimeLevelComponentAndMessage) {
   EXPECT_EQ(l.size(), std::string("2026-11-22T10:00:00.000Z INFO  tunnel: agent abc connected").size());
   EXPECT_EQ(l[10], 'T');
   EXPECT_NE(l.find(" INFO  tunnel: agent abc connected"), std::string::npos);
+}
+
+std::string utc_now_to_ms() {
+  struct timeval tv;
+  gettimeofday(&tv, nullptr);
+  struct tm tm;
+  gmtime_r(&tv.tv_sec, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(tv.tv_usec / 1000));
+  return buf;
+}
+
+TEST(Log, TimeIsTheCurrentUtcTimeAcrossSeconds) {
+  Capture cap;
+  // Lines 150 ms apart for 1.2 s: the time prefix, formatted once per
+  // second, must follow the clock into each new second.
+  for (int i = 0; i < 9; ++i) {
+    const std::string before = utc_now_to_ms();
+    TG_INFO("t", "line %d", i);
+    const std::string after = utc_now_to_ms();
+    ASSERT_EQ(cap.lines.size(), static_cast<size_t>(i + 1));
+    const std::string got = cap.lines.back().substr(0, before.size());
+    EXPECT_LE(before, got);
+    EXPECT_LE(got, after);
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  }
 }
 
 TEST(Log, ControlCharactersAreEscapedSoLinesCannotBeForged) {

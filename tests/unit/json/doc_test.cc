@@ -248,5 +248,28 @@ TEST(JsonDoc, ReusedDocForgetsThePreviousText) {
   EXPECT_TRUE(nth(d.root(), 0).truth);
 }
 
+TEST(JsonDoc, TrimFreesOnlyWhatIsOverTheBound) {
+  Doc d;
+  ASSERT_TRUE(d.parse("[1,2,3]", rules()).ok());
+  const size_t small = d.capacity_bytes();
+  EXPECT_GT(small, 0u);
+  d.trim(small);  // at the bound: kept, values still readable
+  EXPECT_EQ(d.capacity_bytes(), small);
+  EXPECT_EQ(nth(d.root(), 2).text, "3");
+
+  std::string big = "[\"\\u0041\"";
+  for (int i = 0; i < 3000; ++i) big += ",\"\\u0042\"";
+  big += "]";
+  ASSERT_TRUE(d.parse(big, rules()).ok());
+  EXPECT_EQ(nth(d.root(), 3000).text, "B");
+  EXPECT_GT(d.capacity_bytes(), 3000 * sizeof(Value));
+  d.trim(small);
+  // Values and decoded strings given back (an empty std::string keeps its
+  // in-place buffer: 15 bytes).
+  EXPECT_LT(d.capacity_bytes(), sizeof(Value));
+  ASSERT_TRUE(d.parse("{\"k\":\"v\"}", rules()).ok());  // and usable again
+  EXPECT_EQ(d.root().member("k")->text, "v");
+}
+
 }  // namespace
 }  // namespace tg::json
