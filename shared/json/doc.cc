@@ -80,7 +80,7 @@ class Doc::Parser {
 
   Status run() {
     skip_space();
-    TG_TRY(value(0, false));
+    TG_TRY(value(0));
     const size_t value_end = offset();
     skip_space();
     if (p_ != end_) {
@@ -109,13 +109,11 @@ class Doc::Parser {
     return doc_.values_.size() - 1;
   }
 
-  // One value at nesting `depth` (0: the top level). `top_member`: it is
-  // the value of a member of the top-level object.
-  Status value(int depth, bool top_member) {
+  // One value at nesting `depth` (0: the top level).
+  Status value(int depth) {
     if (p_ == end_) return invalid("expected a value, got the end");
     const char c = *p_;
-    if (c == '-' || is_digit(c)) return number(top_member);
-    if (top_member && rules_.on_member_value) rules_.on_member_value(std::string_view());
+    if (c == '-' || is_digit(c)) return number();
     switch (c) {
       case '"': {
         const size_t i = add(Type::string);
@@ -149,7 +147,7 @@ class Doc::Parser {
   }
 
   // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-  Status number(bool top_member) {
+  Status number() {
     const char* start = p_;
     if (*p_ == '-') ++p_;
     if (p_ == end_ || !is_digit(*p_)) return invalid("expected a digit");
@@ -171,7 +169,6 @@ class Doc::Parser {
       while (p_ < end_ && is_digit(*p_)) ++p_;
     }
     const std::string_view lit(start, static_cast<size_t>(p_ - start));
-    if (top_member && rules_.on_member_value) rules_.on_member_value(lit);
     if (rules_.on_number) {
       TG_TRY(rules_.on_number(Literal{lit, static_cast<size_t>(start - begin_)}));
     }
@@ -295,7 +292,7 @@ class Doc::Parser {
           skip_space();
         }
         const size_t v = doc_.values_.size();
-        TG_TRY(value(depth + 1, object && depth == 0));
+        TG_TRY(value(depth + 1));
         doc_.values_[v].key = key;
         if (count != 0) doc_.values_[prev].last = false;
         prev = v;

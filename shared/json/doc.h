@@ -1,9 +1,8 @@
-// A whole untrusted JSON text read into one flat array of values: the
-// reader of the tunnel's messages, which arrive by the thousand per second
-// and are small.
+// A whole untrusted JSON text read into one flat array of values, with no
+// allocation per value and no copy of the text: the one reader of JSON
+// that arrives from outside (tunnel messages, thousands per second; vendor
+// SSE events and usage; ledger entry and export lines).
 //
-// Same guarantees as json::parse (json.h), without cJSON's allocation per
-// value and copy of the text:
 //   - the strict RFC 8259 grammar: exactly one value, whitespace around it;
 //     no leading zeros, no "1." or ".5", no comments, no trailing commas;
 //   - nesting deeper than Rules::max_depth (at most 256: the parser
@@ -11,10 +10,12 @@
 //   - raw control characters in strings refused, and \u0000 unless
 //     Rules::allow_nul (strings then never hold a NUL); a \u escape of a
 //     UTF-16 surrogate must be a whole pair;
-//   - every number literal handed to Rules::on_number as written.
+//   - every number literal handed to Rules::on_number as written (a
+//     number's Value::text is that literal, too).
 // Every error is Errc::parse, prefixed by Rules::what and giving the byte
-// offset; the texts json::parse shares with it are the same. UTF-8 is not checked (the
-// WebSocket layer does that for text frames).
+// offset. UTF-8 is not checked (the WebSocket layer does that for text
+// frames). Tests and json_doc_fuzz check it against cJSON behind the same
+// guards (tests/support/cjson_reference.h).
 //
 // Memory: one array of at most text.size() / 2 + 1 values (48 bytes each on
 // 64-bit) and one buffer of at most text.size() bytes for strings that

@@ -1,8 +1,5 @@
 #include "shared/ledger/entry.h"
 
-#include <cjson/cJSON.h>
-
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +10,7 @@
 #include <vector>
 
 #include "shared/crypto/hash.h"
+#include "shared/json/doc.h"
 #include "shared/json/json.h"
 
 namespace tg::ledger {
@@ -142,68 +140,56 @@ void put_field(std::string* out, const char* name) {
 
 // ---- JSON reading ----
 
-using JsonPtr = json::Ptr;
-
 Status bad(const std::string& where, const std::string& what) {
   return error(Errc::protocol, where + ": " + what);
 }
 
-std::string describe(const cJSON* j) {
-  if (cJSON_IsNumber(j)) {
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%.17g", j->valuedouble);
-    return buf;
+std::string describe(const json::Value* j) {
+  switch (j->type) {
+    case json::Type::number: return shown(j->text);
+    case json::Type::string: return "a string";
+    case json::Type::boolean: return "a boolean";
+    case json::Type::null: return "null";
+    case json::Type::array: return "an array";
+    case json::Type::object: return "an object";
   }
-  if (cJSON_IsString(j)) return "a string";
-  if (cJSON_IsBool(j)) return "a boolean";
-  if (cJSON_IsNull(j)) return "null";
-  if (cJSON_IsArray(j)) return "an array";
-  if (cJSON_IsObject(j)) return "an object";
   return "an invalid value";
 }
 
 // The top-level object of a line, read field by field.
 class Reader {
  public:
-  Reader(const cJSON* obj, std::vector<std::string_view> numbers)
-      : obj_(obj), numbers_(std::move(numbers)) {}
+  explicit Reader(const json::Value* obj) : obj_(obj) {}
 
   // Every field exactly once: no unknown, duplicate or missing field.
   Status check_fields(std::initializer_list<const char*> fields) const {
-    std::set<std::string> seen;
-    size_t members = 0;
-    for (const cJSON* c = obj_->child; c != nullptr; c = c->next, ++members) {
-      const std::string name = c->string != nullptr ? c->string : "";
+    std::set<std::string_view> seen;
+    for (const json::Value* c = obj_->child(); c != nullptr; c = c->next()) {
       bool known = false;
-      for (const char* f : fields) known = known || name == f;
-      if (!known) return bad("entry", "unknown field \"" + shown(name) + "\"");
-      if (!seen.insert(name).second) return bad("entry", "duplicate field \"" + name + "\"");
+      for (const char* f : fields) known = known || c->key == f;
+      if (!known) return bad("entry", "unknown field \"" + shown(c->key) + "\"");
+      if (!seen.insert(c->key).second) {
+        return bad("entry", "duplicate field \"" + std::string(c->key) + "\"");
+      }
     }
     for (const char* f : fields) {
       if (seen.count(f) == 0) return bad(std::string("entry.") + f, "missing");
     }
-    // One recorded value per member; a mismatch would mean the prescan and
-    // cJSON disagree about the object, so refuse rather than guess.
-    if (members != numbers_.size()) return error(Errc::parse, "entry: malformed object");
     return Status();
   }
 
   Status get_uint(const char* name, uint64_t min, uint64_t max, uint64_t* out) const {
-    size_t index = 0;
-    const cJSON* j = find(name, &index);
+    const json::Value* j = find(name);
     const std::string at = std::string("entry.") + name;
     const std::string want = "must be an integer " + std::to_string(min) + ".." + std::to_string(max);
-    if (!cJSON_IsNumber(j)) return bad(at, want + ", got " + describe(j));
-    const std::string_view text = numbers_[index];
-    if (!json::is_plain_integer(text, kMaxDigits)) return bad(at, want + ", got " + shown(text));
-    // As in the tunnel codec: the double must be finite, integral and in range.
-    // With at most 16 plain digits it is also the exact value of the text.
-    const double d = j->valuedouble;
-    if (!std::isfinite(d) || std::floor(d) != d || d < static_cast<double>(min) ||
-        d > static_cast<double>(max)) {
-      return bad(at, want + ", got " + shown(text));
+    if (!j->is_number()) return bad(at, want + ", got " + describe(j));
+    // Read from the literal as written: a plain integer of at most 16
+    // digits (2^53-1 has 16), read exactly.
+    uint64_t v = 0;
+    if (!json::read_plain_integer(j->text, kMaxDigits, &v) || v < min || v > max) {
+      return bad(at, want + ", got " + shown(j->text));
     }
-    *out = static_cast<uint64_t>(d);
+    *out = v;
     return Status();
   }
 
@@ -215,46 +201,39 @@ class Reader {
   }
 
   Status get_string(const char* name, size_t max, std::string* out) const {
-    const cJSON* j = find(name, nullptr);
+    const json::Value* j = find(name);
     const std::string at = std::string("entry.") + name;
-    if (!cJSON_IsString(j) || j->valuestring == nullptr) {
-      return bad(at, "must be a string, got " + describe(j));
-    }
-    std::string s(j->valuestring);
-    const std::string problem = visible_problem(s, max);
+    if (!j->is_string()) return bad(at, "must be a string, got " + describe(j));
+    const std::string problem = visible_problem(j->text, max);
     if (!problem.empty()) return bad(at, problem);
-    *out = std::move(s);
+    *out = std::string(j->text);
     return Status();
   }
 
   Status get_bool(const char* name, bool* out) const {
-    const cJSON* j = find(name, nullptr);
-    if (!cJSON_IsBool(j)) {
+    const json::Value* j = find(name);
+    if (!j->is_bool()) {
       return bad(std::string("entry.") + name, "must be true or false, got " + describe(j));
     }
-    *out = cJSON_IsTrue(j) != 0;
+    *out = j->truth;
     return Status();
   }
 
   Status get_hash(const char* name, Hash* out) const {
-    const cJSON* j = find(name, nullptr);
+    const json::Value* j = find(name);
     const std::string at = std::string("entry.") + name;
-    if (!cJSON_IsString(j) || j->valuestring == nullptr) {
-      return bad(at, "must be a hex string, got " + describe(j));
-    }
-    Result<Hash> h = parse_hash(j->valuestring);
-    if (!h.ok()) return bad(at, hex_problem(j->valuestring));
+    if (!j->is_string()) return bad(at, "must be a hex string, got " + describe(j));
+    Result<Hash> h = parse_hash(j->text);
+    if (!h.ok()) return bad(at, hex_problem(j->text));
     *out = *h;
     return Status();
   }
 
   Status get_key(const char* name, crypto::PublicKey* out) const {
-    const cJSON* j = find(name, nullptr);
+    const json::Value* j = find(name);
     const std::string at = std::string("entry.") + name;
-    if (!cJSON_IsString(j) || j->valuestring == nullptr) {
-      return bad(at, "must be a base64 string, got " + describe(j));
-    }
-    const std::string_view text(j->valuestring);
+    if (!j->is_string()) return bad(at, "must be a base64 string, got " + describe(j));
+    const std::string_view text = j->text;
     constexpr size_t kChars = (32 + 2) / 3 * 4;
     if (text.size() != kChars) {
       return bad(at, "must be the base64 of 32 bytes (" + std::to_string(kChars) +
@@ -271,19 +250,13 @@ class Reader {
 
  private:
   // check_fields() ran first, so every field is present exactly once.
-  const cJSON* find(const char* name, size_t* index) const {
-    size_t i = 0;
-    for (const cJSON* c = obj_->child; c != nullptr; c = c->next, ++i) {
-      if (c->string != nullptr && std::strcmp(c->string, name) == 0) {
-        if (index != nullptr) *index = i;
-        return c;
-      }
-    }
-    std::abort();  // unreachable after check_fields()
+  const json::Value* find(const char* name) const {
+    const json::Value* v = obj_->member(name);
+    if (v == nullptr) std::abort();  // unreachable after check_fields()
+    return v;
   }
 
-  const cJSON* obj_;
-  std::vector<std::string_view> numbers_;
+  const json::Value* obj_;
 };
 
 }  // namespace
@@ -404,21 +377,15 @@ Result<Entry> from_json(std::string_view line) {
     return error(Errc::limit, "entry: line of " + std::to_string(line.size()) +
                                   " bytes, over the limit of " + std::to_string(kMaxJsonLine));
   }
-  // Each member's number as written, in order (cJSON keeps only doubles;
-  // a ledger number must be a plain integer).
-  std::vector<std::string_view> numbers;
   json::Rules rules;
   rules.what = "entry";
   rules.max_depth = kMaxJsonDepth;
-  rules.on_member_value = [&numbers](std::string_view n) { numbers.push_back(n); };
-  auto parsed = json::parse(line, rules);
-  if (!parsed.ok()) return parsed.status();
-  JsonPtr root = std::move(*parsed);
-  if (!cJSON_IsObject(root.get())) {
-    return bad("entry", "must be a JSON object, got " + describe(root.get()));
-  }
-  // `numbers` views `line`, which outlives the reader.
-  const Reader r(root.get(), std::move(numbers));
+  json::Doc doc;
+  TG_TRY(doc.parse(line, rules));
+  const json::Value* root = &doc.root();
+  if (!root->is_object()) return bad("entry", "must be a JSON object, got " + describe(root));
+  // The values view `line` and `doc`, which outlive the reader.
+  const Reader r(root);
   TG_TRY(r.check_fields({"agent", "seq", "request_id", "model", "input", "cached", "output",
                          "estimated", "price_version", "cost", "tier_ppm", "credit", "time_ms",
                          "prev", "hash"}));

@@ -1,56 +1,55 @@
 #include "shared/ledger/export.h"
 
-#include <cjson/cJSON.h>
-
-#include <cmath>
-#include <memory>
+#include <cstdint>
 
 #include "shared/crypto/hash.h"
+#include "shared/json/doc.h"
 #include "shared/json/json.h"
 
 namespace tg::ledger {
 namespace {
 
-bool exact_uint(const cJSON* v, uint64_t max, uint64_t* out) {
-  if (!cJSON_IsNumber(v)) return false;
-  const double d = v->valuedouble;
-  if (!(d >= 0) || d > static_cast<double>(max) || std::floor(d) != d) return false;
-  *out = static_cast<uint64_t>(d);
+// A number of the checkpoint object, exactly as written (the parse refused
+// any literal but a plain integer), if it is at most `max`.
+bool exact_uint(const json::Value* v, uint64_t max, uint64_t* out) {
+  uint64_t n = 0;
+  if (v == nullptr || !v->is_number() || !json::read_plain_integer(v->text, 16, &n) || n > max) {
+    return false;
+  }
+  *out = n;
   return true;
 }
 
-Result<SignedCheckpoint> checkpoint_from(const cJSON* o, const crypto::PublicKey& agent) {
-  if (!cJSON_IsObject(o)) return error(Errc::protocol, "checkpoint is not an object");
+Result<SignedCheckpoint> checkpoint_from(const json::Value* o, const crypto::PublicKey& agent) {
+  if (o == nullptr || !o->is_object()) return error(Errc::protocol, "checkpoint is not an object");
   SignedCheckpoint c;
   c.checkpoint.agent = agent;
-  size_t fields = 0;
   uint64_t v = 0;
-  for (const cJSON* f = o->child; f; f = f->next) ++fields;
-  if (fields != 6) return error(Errc::protocol, "checkpoint must have exactly seq, head, total_cost, total_credit, time_ms, sig");
-  if (!exact_uint(cJSON_GetObjectItemCaseSensitive(o, "seq"), kMaxSeq, &v) || v == 0) {
+  if (o->count != 6) return error(Errc::protocol, "checkpoint must have exactly seq, head, total_cost, total_credit, time_ms, sig");
+  if (!exact_uint(o->member("seq"), kMaxSeq, &v) || v == 0) {
     return error(Errc::protocol, "checkpoint.seq must be an integer 1..2^53-1");
   }
   c.checkpoint.seq = v;
-  const cJSON* head = cJSON_GetObjectItemCaseSensitive(o, "head");
-  if (!cJSON_IsString(head)) return error(Errc::protocol, "checkpoint.head must be a hex string");
-  auto h = parse_hash(head->valuestring);
+  const json::Value* head = o->member("head");
+  if (head == nullptr || !head->is_string()) return error(Errc::protocol, "checkpoint.head must be a hex string");
+  auto h = parse_hash(head->text);
   if (!h.ok()) return error(Errc::protocol, "checkpoint.head: " + h.status().message());
   c.checkpoint.head = *h;
-  if (!exact_uint(cJSON_GetObjectItemCaseSensitive(o, "total_cost"), kMaxAmount, &v)) {
+  if (!exact_uint(o->member("total_cost"), kMaxAmount, &v)) {
     return error(Errc::protocol, "checkpoint.total_cost must be an integer 0..9e15");
   }
   c.checkpoint.total_cost = static_cast<int64_t>(v);
-  if (!exact_uint(cJSON_GetObjectItemCaseSensitive(o, "total_credit"), kMaxAmount, &v)) {
+  if (!exact_uint(o->member("total_credit"), kMaxAmount, &v)) {
     return error(Errc::protocol, "checkpoint.total_credit must be an integer 0..9e15");
   }
   c.checkpoint.total_credit = static_cast<int64_t>(v);
-  if (!exact_uint(cJSON_GetObjectItemCaseSensitive(o, "time_ms"), kMaxTimeMs, &v)) {
+  if (!exact_uint(o->member("time_ms"), kMaxTimeMs, &v)) {
     return error(Errc::protocol, "checkpoint.time_ms must be an integer 0..2^53-1");
   }
   c.checkpoint.time_ms = static_cast<int64_t>(v);
-  const cJSON* sig = cJSON_GetObjectItemCaseSensitive(o, "sig");
-  if (!cJSON_IsString(sig)) return error(Errc::protocol, "checkpoint.sig must be base64");
-  auto raw = crypto::base64_decode(sig->valuestring);
+  const json::Value* sig = o->member("sig");
+  if (sig == nullptr || !sig->is_string()) return error(Errc::protocol, "checkpoint.sig must be base64");
+  auto raw = crypto::base64_decode(sig->text);
   if (!raw.ok() || raw->size() != c.sig.size()) {
     return error(Errc::protocol, "checkpoint.sig must be base64 of 64 bytes");
   }
@@ -98,14 +97,14 @@ Result<ExportFile> parse_export(std::string_view text) {
                                       " at offset " + std::to_string(n.offset) +
                                       " is not a plain integer");
       };
-      auto doc = json::parse(line, rules);
-      if (!doc.ok()) return error(Errc::parse, where + doc.status().message());
-      const cJSON* root = doc->get();
-      if (!cJSON_IsObject(root) || !root->child || root->child->next) {
+      json::Doc doc;
+      Status parsed = doc.parse(line, rules);
+      if (!parsed.ok()) return error(Errc::parse, where + parsed.message());
+      const json::Value* root = &doc.root();
+      if (!root->is_object() || root->count != 1) {
         return error(Errc::parse, where + "not a checkpoint object");
       }
-      auto c = checkpoint_from(cJSON_GetObjectItemCaseSensitive(root, "checkpoint"),
-                               out.entries.front().agent);
+      auto c = checkpoint_from(root->member("checkpoint"), out.entries.front().agent);
       if (!c.ok()) return error(c.status().code(), where + c.status().message());
       out.checkpoints.push_back(*c);
       continue;

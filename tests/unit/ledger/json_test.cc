@@ -215,13 +215,13 @@ TEST(LedgerJson, WrongTypes) {
 
 TEST(LedgerJson, NumbersMustBePlainIntegers) {
   const std::string want = "entry.cost: must be an integer 0..9000000000000000, got ";
-  for (const char* text : {"390.0", "390.5", "3.9e2", "39E1", "-390", "-0", "0390", "1e400",
+  for (const char* text : {"390.0", "390.5", "3.9e2", "39E1", "-390", "-0", "1e400",
                            "39000000000000000", "9007199254740993"}) {
     expect_error(replaced(line1(), "\"cost\":390", std::string("\"cost\":") + text),
                  Errc::protocol, want + text);
   }
-  // Not JSON numbers at all.
-  for (const char* text : {"+390", "-", ".5", "0x10"}) {
+  // Not JSON numbers at all (RFC 8259 has no leading zeros either).
+  for (const char* text : {"+390", "-", ".5", "0x10", "0390"}) {
     expect_error_prefix(replaced(line1(), "\"cost\":390", std::string("\"cost\":") + text),
                         Errc::parse, "entry: ");
   }
