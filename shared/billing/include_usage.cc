@@ -112,10 +112,10 @@ Result<std::string> inject_include_usage(std::string_view body, bool* injected) 
 }
 
 bool is_usage_only_chunk(std::string_view data) {
-  json::Doc doc;
-  if (!detail::parse_document(data, &doc) || !doc.root().is_object()) return false;
-  const json::Value* choices = detail::member(&doc.root(), "choices");
-  const json::Value* usage = detail::member(&doc.root(), "usage");
+  json::ScratchDoc doc(detail::kKeptDocBytes);
+  if (!detail::parse_document(data, doc.get()) || !doc->root().is_object()) return false;
+  const json::Value* choices = detail::member(&doc->root(), "choices");
+  const json::Value* usage = detail::member(&doc->root(), "usage");
   return choices != nullptr && choices->is_array() && choices->count == 0 && usage != nullptr &&
          !usage->is_null();
 }

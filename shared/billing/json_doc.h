@@ -3,11 +3,16 @@
 // outside shared/billing includes it.
 #pragma once
 
+#include <cstddef>
 #include <string_view>
 
 #include "shared/json/doc.h"
 
 namespace tg::billing::detail {
+
+// What the thread's reused json::Doc (json::ScratchDoc) keeps between the
+// texts read here: an SSE event or a usage value is a few dozen values.
+constexpr size_t kKeptDocBytes = 16 * 1024;
 
 // Reads `text` as exactly one JSON value (whitespace around it allowed) into
 // `doc`; false when it is not one (strict RFC 8259 grammar, nesting at most

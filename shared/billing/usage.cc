@@ -12,9 +12,6 @@ namespace {
 using detail::member;
 using json::Value;
 
-// What the SSE event reader's reused json::Doc keeps between events.
-constexpr size_t kKeptDocBytes = 16 * 1024;
-
 bool is_object(const Value* v) { return v != nullptr && v->is_object(); }
 bool is_array(const Value* v) { return v != nullptr && v->is_array(); }
 bool is_null(const Value* v) { return v != nullptr && v->is_null(); }
@@ -113,9 +110,9 @@ bool operator!=(const Usage& a, const Usage& b) { return !(a == b); }
 bool is_zero(const Usage& u) { return u.input == 0 && u.cached == 0 && u.output == 0; }
 
 std::optional<Usage> parse_usage(Api api, std::string_view json) {
-  json::Doc doc;
-  if (!detail::parse_document(json, &doc)) return std::nullopt;
-  return usage_of(api, &doc.root());
+  json::ScratchDoc doc(detail::kKeptDocBytes);
+  if (!detail::parse_document(json, doc.get())) return std::nullopt;
+  return usage_of(api, &doc->root());
 }
 
 // Copies the top-level "usage" value of a non-stream answer as it streams by.
@@ -193,14 +190,9 @@ void UsageMeter::response_body(std::string_view piece) {
 
 void UsageMeter::on_event(std::string_view data) {
   if (data == "[DONE]") return;
-  // One Doc per thread, parsed into again for every event (nothing here
-  // calls out while it is read), trimmed after each to kKeptDocBytes.
-  thread_local json::Doc doc;
-  struct Trim {
-    ~Trim() { doc.trim(kKeptDocBytes); }
-  } trim;
-  if (!detail::parse_document(data, &doc)) return;
-  const Value* root = &doc.root();
+  json::ScratchDoc doc(detail::kKeptDocBytes);
+  if (!detail::parse_document(data, doc.get())) return;
+  const Value* root = &doc->root();
   if (!root->is_object()) return;
 
   if (api_ != Api::messages) {

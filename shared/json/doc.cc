@@ -341,6 +341,26 @@ Status Doc::parse(std::string_view text, const Rules& rules) {
   return s;
 }
 
+namespace {
+thread_local Doc t_scratch;
+thread_local bool t_scratch_lent = false;
+}  // namespace
+
+ScratchDoc::ScratchDoc(size_t keep) noexcept : keep_(keep), doc_(&t_scratch) {
+  if (t_scratch_lent) {
+    own_ = std::make_unique<Doc>();
+    doc_ = own_.get();
+  } else {
+    t_scratch_lent = true;
+  }
+}
+
+ScratchDoc::~ScratchDoc() {
+  if (own_) return;
+  t_scratch.trim(keep_);
+  t_scratch_lent = false;
+}
+
 void Doc::trim(size_t bytes) noexcept {
   if (capacity_bytes() <= bytes) return;
   std::vector<Value>().swap(values_);

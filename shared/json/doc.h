@@ -26,6 +26,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -93,6 +94,29 @@ class Doc {
 
   std::vector<Value> values_;
   std::string decoded_;  // strings with escapes, decoded; never reallocated while parsing
+};
+
+// The thread's reusable Doc, lent to one reader at a time: a reader of many
+// small texts (the tunnel's messages, a stream's SSE events) parses into
+// it again and again instead of allocating a Doc per text. When the
+// ScratchDoc goes out of scope the Doc is trimmed to `keep` bytes
+// (Doc::trim). A reader that asks while it is lent (a nested use) gets a
+// Doc of its own, so nesting is safe, just not free.
+class ScratchDoc {
+ public:
+  explicit ScratchDoc(size_t keep) noexcept;
+  ~ScratchDoc();
+  ScratchDoc(const ScratchDoc&) = delete;
+  ScratchDoc& operator=(const ScratchDoc&) = delete;
+
+  Doc& operator*() noexcept { return *doc_; }
+  Doc* operator->() noexcept { return doc_; }
+  Doc* get() noexcept { return doc_; }
+
+ private:
+  size_t keep_;
+  Doc* doc_;
+  std::unique_ptr<Doc> own_;  // set for a nested use
 };
 
 }  // namespace tg::json

@@ -1102,14 +1102,9 @@ Result<Message> decode(std::string_view json, Phase phase) {
                                   (phase == Phase::pre_auth ? "before authentication"
                                                             : "of a session"));
   }
-  // One Doc per thread, parsed into again for every message (decode does not
-  // call out while it reads one), trimmed after each to kKeptDocBytes.
-  thread_local json::Doc doc;
-  struct Trim {
-    ~Trim() { doc.trim(kKeptDocBytes); }
-  } trim;
-  TG_TRY(parse_json(json, "message", &doc));
-  const json::Value* obj = &doc.root();
+  json::ScratchDoc doc(kKeptDocBytes);
+  TG_TRY(parse_json(json, "message", doc.get()));
+  const json::Value* obj = &doc->root();
   if (!obj->is_object()) return bad("message", "must be a JSON object, got " + describe(obj));
   const json::Value* type = obj->member("type");
   if (type == nullptr) return bad("message", "missing field \"type\"");

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "shared/json/json.h"
@@ -270,6 +271,39 @@ TEST(JsonDoc, TrimFreesOnlyWhatIsOverTheBound) {
   EXPECT_LT(d.capacity_bytes(), sizeof(Value));
   ASSERT_TRUE(d.parse("{\"k\":\"v\"}", rules()).ok());  // and usable again
   EXPECT_EQ(d.root().member("k")->text, "v");
+}
+
+TEST(JsonDoc, ScratchDocIsReusedLentOnceAtATimeAndTrimmed) {
+  Doc* first = nullptr;
+  {
+    ScratchDoc a(1 << 20);
+    first = a.get();
+    ASSERT_TRUE(a->parse("[1,2,3]", rules()).ok());
+    {
+      ScratchDoc nested(1 << 20);  // lent already: a Doc of its own
+      EXPECT_NE(nested.get(), first);
+      ASSERT_TRUE(nested->parse("[4]", rules()).ok());
+    }
+    EXPECT_EQ(nth(a->root(), 2).text, "3");  // the outer reading is intact
+  }
+  size_t kept = 0;
+  {
+    ScratchDoc again(1 << 20);
+    EXPECT_EQ(again.get(), first);  // the thread's Doc, lent again
+    kept = again->capacity_bytes();
+    EXPECT_GT(kept, 0u);  // what the first use reserved is still there
+  }
+  {
+    ScratchDoc small(0);  // trims to nothing when it is given back
+    EXPECT_EQ(small.get(), first);
+  }
+  ScratchDoc last(0);
+  EXPECT_LT(last->capacity_bytes(), sizeof(Value));
+  std::thread other([first] {
+    ScratchDoc theirs(0);
+    EXPECT_NE(theirs.get(), first);  // one per thread
+  });
+  other.join();
 }
 
 }  // namespace
