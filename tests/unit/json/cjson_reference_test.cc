@@ -6,17 +6,14 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/json/test_rules.h"
+
 namespace tg::test {
 using json::Literal;
 using json::Rules;
 namespace {
 
-Rules rules(int depth = 4) {
-  Rules r;
-  r.what = "thing";
-  r.max_depth = depth;
-  return r;
-}
+using json::testing::rules;
 
 TEST(CjsonReference, ParsesOneValueWithWhitespaceAround) {
   auto j = cjson_parse(" \t{\"a\":[1,2,{\"b\":\"c\"}]}\r\n", rules());

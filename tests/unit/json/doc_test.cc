@@ -9,16 +9,12 @@
 
 #include "shared/json/json.h"
 #include "tests/support/cjson_reference.h"
+#include "tests/unit/json/test_rules.h"
 
 namespace tg::json {
 namespace {
 
-Rules rules(int depth = 4) {
-  Rules r;
-  r.what = "thing";
-  r.max_depth = depth;
-  return r;
-}
+using json::testing::rules;
 
 // The member `name` of `v`; a null value (and a test failure) when absent.
 const Value& at(const Value& v, const char* name) {
