@@ -37,13 +37,6 @@ AgentEventKind event_kind(const std::string& name) {
   return AgentEventKind::approved;
 }
 
-bool is_lower_hex(std::string_view s) {
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
-
 std::string token_hash(std::string_view token) {
   return crypto::hex_encode(crypto::as_view(crypto::sha256(token)));
 }
@@ -285,7 +278,7 @@ Result<AgentRecord> AgentStore::consume_enroll_token(std::string_view token,
                                                      std::string_view pubkey, int64_t now_ms) {
   const size_t prefix = std::string_view(kEnrollTokenPrefix).size();
   if (token.size() != prefix + 2 * kEnrollTokenBytes || token.substr(0, prefix) != kEnrollTokenPrefix ||
-      !is_lower_hex(token.substr(prefix))) {
+      crypto::lower_hex_span(token.substr(prefix)) != 2 * kEnrollTokenBytes) {
     return error(Errc::invalid_argument, "enrollment token is malformed (want 'tge_' and " +
                                              std::to_string(2 * kEnrollTokenBytes) +
                                              " hex digits)");

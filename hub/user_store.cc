@@ -19,13 +19,6 @@ std::string shown(std::string_view text) {
   return out;
 }
 
-bool is_lower_hex(std::string_view s) noexcept {
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
-
 bool all_digits(std::string_view s) noexcept {
   if (s.empty()) return false;
   for (char c : s) {
@@ -72,7 +65,7 @@ Status validate_user_name(std::string_view name) {
 bool is_user_token(std::string_view token) noexcept {
   const std::string_view prefix = kUserTokenPrefix;
   return token.size() == kUserTokenChars && token.substr(0, prefix.size()) == prefix &&
-         is_lower_hex(token.substr(prefix.size()));
+         crypto::lower_hex_span(token.substr(prefix.size())) == kUserTokenChars - prefix.size();
 }
 
 Result<UserStore> UserStore::open(const std::string& path, bool create) {

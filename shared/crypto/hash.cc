@@ -145,6 +145,15 @@ Status hex_decode_to(std::string_view text, uint8_t* out, size_t size) {
   return Status();
 }
 
+size_t lower_hex_span(std::string_view text) noexcept {
+  size_t i = 0;
+  while (i < text.size() &&
+         ((text[i] >= '0' && text[i] <= '9') || (text[i] >= 'a' && text[i] <= 'f'))) {
+    ++i;
+  }
+  return i;
+}
+
 void random_bytes(void* out, size_t n) {
   init();
   if (n > kPooledMax) {

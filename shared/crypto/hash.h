@@ -48,6 +48,10 @@ Result<std::string> hex_decode(std::string_view text);
 // The same into `out`, which the text must fill exactly (`size` bytes from
 // 2 * size digits): no allocation, for fixed-size values such as hashes.
 Status hex_decode_to(std::string_view text, uint8_t* out, size_t size);
+// How many bytes at the start of `text` are lowercase hex digits (0-9a-f):
+// text.size() when all are. The one form our hashes and tokens are written
+// in; a reader that must refuse any other finds the first bad byte here.
+size_t lower_hex_span(std::string_view text) noexcept;
 
 // Cryptographically random bytes from the kernel (libsodium). Requests up to
 // 32 bytes come from a per-thread pool refilled 256 bytes at a time, so ids

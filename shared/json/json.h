@@ -1,6 +1,6 @@
 // What the JSON reader (doc.h) is told about a text: its limits and a check
-// of every number literal as written, and the plain integers the ledger and
-// the tunnel write.
+// of every number literal as written; and the plain integers the ledger
+// writes, recognised and read exactly.
 #pragma once
 
 #include <cstddef>

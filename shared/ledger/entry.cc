@@ -76,12 +76,9 @@ std::string hex_problem(std::string_view hex) {
   if (hex.size() != 64) {
     return "must be 64 lowercase hex digits, got " + std::to_string(hex.size()) + " characters";
   }
-  for (size_t i = 0; i < hex.size(); ++i) {
-    const char c = hex[i];
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-      return "must be 64 lowercase hex digits, bad character 0x" +
-             crypto::hex_encode(hex.substr(i, 1)) + " at " + std::to_string(i);
-    }
+  if (const size_t i = crypto::lower_hex_span(hex); i != hex.size()) {
+    return "must be 64 lowercase hex digits, bad character 0x" +
+           crypto::hex_encode(hex.substr(i, 1)) + " at " + std::to_string(i);
   }
   return std::string();
 }

@@ -9,11 +9,15 @@
 namespace tg::ledger {
 namespace {
 
+// Digits of a checkpoint number: 2^53-1 has 16, so more are never in range.
+constexpr size_t kMaxDigits = 16;
+
 // A number of the checkpoint object, exactly as written (the parse refused
 // any literal but a plain integer), if it is at most `max`.
 bool exact_uint(const json::Value* v, uint64_t max, uint64_t* out) {
   uint64_t n = 0;
-  if (v == nullptr || !v->is_number() || !json::read_plain_integer(v->text, 16, &n) || n > max) {
+  if (v == nullptr || !v->is_number() || !json::read_plain_integer(v->text, kMaxDigits, &n) ||
+      n > max) {
     return false;
   }
   *out = n;
@@ -92,7 +96,7 @@ Result<ExportFile> parse_export(std::string_view text) {
       // Numbers as the exporter writes them: plain integers (a double could
       // not tell 1.0000000000000001 from 1).
       rules.on_number = [](const json::Literal& n) {
-        if (json::is_plain_integer(n.text, 16)) return Status();
+        if (json::is_plain_integer(n.text, kMaxDigits)) return Status();
         return error(Errc::parse, "checkpoint: number " + std::string(n.text.substr(0, 40)) +
                                       " at offset " + std::to_string(n.offset) +
                                       " is not a plain integer");

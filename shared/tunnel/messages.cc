@@ -207,19 +207,15 @@ Status check_signed(const Where& where, int64_t v, int64_t min, int64_t max) {
   return Status();
 }
 
-bool is_lower_hex(unsigned char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
-
 // Exactly 64 lowercase hex digits into 32 bytes.
 Status parse_hash(const Where& where, std::string_view text, HashBytes* out) {
   if (text.size() != 2 * out->size()) {
     return bad(where, "must be " + std::to_string(2 * out->size()) + " lowercase hex digits, got " +
                           std::to_string(text.size()) + " characters");
   }
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (!is_lower_hex(static_cast<unsigned char>(text[i]))) {
-      return bad(where, "must be lowercase hex digits, bad byte 0x" +
-                            crypto::hex_encode(text.substr(i, 1)) + " at " + std::to_string(i));
-    }
+  if (const size_t i = crypto::lower_hex_span(text); i != text.size()) {
+    return bad(where, "must be lowercase hex digits, bad byte 0x" +
+                          crypto::hex_encode(text.substr(i, 1)) + " at " + std::to_string(i));
   }
   if (!crypto::hex_decode_to(text, out->data(), out->size()).ok()) return bad(where, "bad hex");
   return Status();

@@ -138,6 +138,15 @@ TEST(Hex, DecodesIntoAFixedBufferThatItMustFillExactly) {
   EXPECT_EQ(hex_decode_to("01abfg", out, sizeof out).message(), "hex: invalid digit at offset 4");
 }
 
+TEST(Hex, LowerHexSpanStopsAtTheFirstOtherByte) {
+  EXPECT_EQ(lower_hex_span(""), 0u);
+  EXPECT_EQ(lower_hex_span("0123456789abcdef"), 16u);
+  EXPECT_EQ(lower_hex_span("00aB"), 3u);  // uppercase is not our form
+  EXPECT_EQ(lower_hex_span("0g"), 1u);
+  EXPECT_EQ(lower_hex_span(std::string_view("ab\0cd", 5)), 2u);
+  EXPECT_EQ(lower_hex_span(" ab"), 0u);
+}
+
 TEST(Random, IdIs32LowercaseHexAndVaries) {
   std::string a = random_id();
   std::string b = random_id();
