@@ -79,6 +79,9 @@ TlsStream::~TlsStream() {
   close();
   *alive_ = false;
   mbedtls_ssl_free(&ssl_);
+  // Plaintext that may hold credentials (a vendor key, a user's token).
+  wipe(&pending_plain_);
+  sodium_memzero(read_buf_.get(), kRecordPlaintextBytes);
 }
 
 std::unique_ptr<TlsStream> TlsStream::server(uv_loop_t* loop, net::StreamPtr inner,
@@ -251,6 +254,7 @@ bool TlsStream::handshake_done() {
     std::string data;
     data.swap(pending_plain_);
     Status st = encrypt(data);
+    wipe(&data);
     if (!st.ok()) {
       finish(st);
       return true;
@@ -311,7 +315,7 @@ void TlsStream::finish(Status why) {
   end_status_ = std::move(why);
   end_pending_ = true;
   handshake_timer_.stop();
-  pending_plain_.clear();
+  wipe(&pending_plain_);
   if (!end_status_.ok()) {
     TG_DEBUG("tls", "stream with %s ended: %s", who().c_str(), end_status_.to_string().c_str());
   }
@@ -399,7 +403,7 @@ Status TlsStream::writev(const std::string_view* parts, size_t count) {
                                      " bytes written before the TLS handshake with " + who() +
                                      " completed");
     }
-    for (size_t i = 0; i < count; ++i) pending_plain_.append(parts[i]);
+    queue_plain(parts, count, total);
     note_queued();
     return Status();
   }
@@ -410,7 +414,7 @@ Status TlsStream::writev(const std::string_view* parts, size_t count) {
     Status st = flush_pending();
     if (!st.ok()) return st;
   }
-  for (size_t i = 0; i < count; ++i) pending_plain_.append(parts[i]);
+  queue_plain(parts, count, total);
   note_queued();
   if (!flush_timer_.active()) {
     flush_timer_.start(0, 0, [this] {
@@ -422,6 +426,27 @@ Status TlsStream::writev(const std::string_view* parts, size_t count) {
   return Status();
 }
 
+void TlsStream::wipe(std::string* s) noexcept {
+  sodium_memzero(s->data(), s->capacity());
+  s->clear();
+}
+
+void TlsStream::queue_plain(const std::string_view* parts, size_t count, size_t total) {
+  const size_t need = pending_plain_.size() + total;
+  if (need > pending_plain_.capacity()) {
+    // Grown by hand, so the smaller buffer is wiped before it is freed (a
+    // std::string would free it as it is). Sized for a batch like the last
+    // one at once: one allocation per turn rather than one per doubling.
+    std::string bigger;
+    bigger.reserve(std::max({need, 2 * pending_plain_.capacity(),
+                             std::min(last_batch_bytes_, kBatchReserveBytes)}));
+    bigger.append(pending_plain_);
+    wipe(&pending_plain_);
+    pending_plain_.swap(bigger);
+  }
+  for (size_t i = 0; i < count; ++i) pending_plain_.append(parts[i]);
+}
+
 Status TlsStream::flush_pending() {
   flush_timer_.stop();
   if (pending_plain_.empty() || (state_ != State::open && state_ != State::closing)) {
@@ -429,6 +454,7 @@ Status TlsStream::flush_pending() {
   }
   std::string data;
   data.swap(pending_plain_);
+  last_batch_bytes_ = data.size();
   std::string cipher;  // freed after the write: idle streams keep no batch memory
   cipher.reserve(data.size() + 64 * (data.size() / kRecordPlaintextBytes + 1));
   batch_ = &cipher;
@@ -437,12 +463,11 @@ Status TlsStream::flush_pending() {
   if (st.ok() && !cipher.empty()) st = inner_->write(cipher);
   // The plaintext may hold credentials (a vendor request head with its key,
   // a user's token): wipe it whether the buffer is kept or freed. What lies
-  // past size() was wiped by the flush that last used those bytes.
+  // past size() was wiped by the flush that last used those bytes, or never
+  // held any.
   sodium_memzero(data.data(), data.size());
-  if (data.capacity() <= kKeptPlaintextBuffer) {
-    data.clear();
-    pending_plain_.swap(data);  // a small buffer is reused next turn
-  }
+  data.clear();
+  if (data.capacity() <= kKeptPlaintextBuffer) pending_plain_.swap(data);  // reused next turn
   if (!st.ok()) {
     finish(st);
     schedule_pump();
@@ -515,7 +540,7 @@ void TlsStream::close() noexcept {
   handler_ = nullptr;
   on_handshake_ = nullptr;
   end_pending_ = false;
-  pending_plain_.clear();
+  wipe(&pending_plain_);
   defer_.stop();
   flush_timer_.stop();
   handshake_timer_.stop();

@@ -30,6 +30,9 @@ constexpr size_t kCipherInMaxBytes = 4 * kCipherInPauseBytes;
 constexpr size_t kPendingPlaintextBytes = 1024 * 1024;
 // A plaintext batch buffer up to this capacity is kept for the next turn.
 constexpr size_t kKeptPlaintextBuffer = 4 * 1024;
+// A new batch buffer is reserved as large as the last batch, up to this
+// (below glibc's mmap threshold, so it comes from the heap).
+constexpr size_t kBatchReserveBytes = 64 * 1024;
 
 class TlsStream final : public net::Stream, private net::StreamHandler {
  public:
@@ -97,6 +100,10 @@ class TlsStream final : public net::Stream, private net::StreamHandler {
   void update_inner_reading();
   void shut_inner();
   Status encrypt(std::string_view data);
+  // Appends `total` bytes in `parts` to pending_plain_ (see the .cc on growth).
+  void queue_plain(const std::string_view* parts, size_t count, size_t total);
+  // Zeroes the whole buffer of `s`, then empties it (its capacity stays).
+  static void wipe(std::string* s) noexcept;
   // Encrypts the pending plaintext and writes the ciphertext in one go.
   // Errors end the stream (reported from the loop) and are returned.
   Status flush_pending();
@@ -131,6 +138,7 @@ class TlsStream final : public net::Stream, private net::StreamHandler {
   // one record and one socket write for all the small writes of a turn).
   std::string pending_plain_;
   std::string* batch_ = nullptr;  // during a flush: bio_send appends ciphertext here
+  size_t last_batch_bytes_ = 0;   // plaintext of the last flush: the next batch's reserve
   std::unique_ptr<char[]> read_buf_;  // one record of plaintext
 
   bool paused_ = false;

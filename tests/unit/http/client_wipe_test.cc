@@ -1,18 +1,16 @@
 // The HTTP client leaves no copy of a request head behind: the head carries a
 // vendor key (authorization, x-api-key), and every buffer shared/http
-// serialises it into is wiped before it is freed. Checked with this test
-// program's own global operator new/delete, which scans every freed block for
-// the key while armed; the stream under the client is a fake that copies what
-// it is given into one buffer the test owns (the transports' own buffers are
-// the business of shared/net and shared/tls). Its own executable: the
-// allocator replacement must not leak into other tests.
+// serialises it into is wiped before it is freed. Checked with the scanning
+// operator new/delete of tests/support/freed_scan.h, which searches every
+// freed block for the key while armed; the stream under the client is a fake
+// that copies what it is given into one buffer the test owns (the
+// transports' own buffers are the business of shared/net and shared/tls, and
+// tls_wipe_test). Its own executable: the allocator replacement must not
+// leak into other tests.
 #include <gtest/gtest.h>
 #include <sodium.h>
 
-#include <cstdlib>
-#include <cstring>
 #include <memory>
-#include <new>
 #include <string>
 #include <string_view>
 
@@ -20,47 +18,12 @@
 #include "shared/http/client.h"
 #include "shared/http/message.h"
 #include "shared/net/stream.h"
-
-namespace {
-
-// Every block starts with its size; 16 bytes keep malloc's alignment.
-constexpr size_t kBlockHeader = 16;
-
-// While armed, frees of blocks holding `g_needle` are counted.
-bool g_armed = false;
-std::string_view g_needle;
-size_t g_hits = 0;
-
-void* allocate(size_t n) {
-  void* base = std::malloc(n + kBlockHeader);
-  if (!base) std::abort();  // a test program: out of memory ends it
-  std::memcpy(base, &n, sizeof n);
-  return static_cast<char*>(base) + kBlockHeader;
-}
-
-void release(void* p) noexcept {
-  if (!p) return;
-  char* base = static_cast<char*>(p) - kBlockHeader;
-  size_t n = 0;
-  std::memcpy(&n, base, sizeof n);
-  if (g_armed && !g_needle.empty() &&
-      std::string_view(static_cast<const char*>(p), n).find(g_needle) != std::string_view::npos) {
-    ++g_hits;
-  }
-  std::free(base);
-}
-
-}  // namespace
-
-void* operator new(std::size_t n) { return allocate(n); }
-void* operator new[](std::size_t n) { return allocate(n); }
-void operator delete(void* p) noexcept { release(p); }
-void operator delete[](void* p) noexcept { release(p); }
-void operator delete(void* p, std::size_t) noexcept { release(p); }
-void operator delete[](void* p, std::size_t) noexcept { release(p); }
+#include "tests/support/freed_scan.h"
 
 namespace tg::http {
 namespace {
+
+namespace freed_scan = test::freed_scan;
 
 // A transport that keeps what the client writes in the test's buffer
 // (reserved up front, so it never reallocates) and never calls back.
@@ -110,21 +73,13 @@ class ClientWipeTest : public ::testing::Test {
     sent.reserve(64 * 1024);
   }
   void TearDown() override {
-    g_armed = false;
-    g_needle = {};
+    (void)freed_scan::disarm();
     wipe(sent);
     wipe(key);
     EXPECT_TRUE(loop.close().ok());
   }
-  void arm() {
-    g_needle = key;
-    g_hits = 0;
-    g_armed = true;
-  }
-  size_t disarm() {
-    g_armed = false;
-    return g_hits;
-  }
+  void arm() { freed_scan::arm(key); }
+  size_t disarm() { return freed_scan::disarm(); }
   // A vendor request head; the target is long enough that a head buffer
   // sized from the header bytes alone would have to grow.
   RequestHead head(const std::string& key_header) {
