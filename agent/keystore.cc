@@ -15,6 +15,7 @@
 
 #include "shared/config/config.h"
 #include "shared/crypto/hash.h"
+#include "shared/crypto/wipe.h"
 
 namespace tg::agent {
 
@@ -52,10 +53,7 @@ struct WipedString {
   ~WipedString() { wipe(); }
   WipedString(const WipedString&) = delete;
   WipedString& operator=(const WipedString&) = delete;
-  void wipe() {
-    if (s.capacity() > 0) sodium_memzero(s.data(), s.capacity());
-    s.clear();
-  }
+  void wipe() { crypto::wipe(&s); }
 };
 
 struct Fd {

@@ -13,6 +13,8 @@
 #include <cstring>
 #include <limits>
 
+#include "shared/crypto/wipe.h"
+
 namespace tg::config {
 
 namespace {
@@ -360,10 +362,7 @@ class Parser {
   static bool convert(const Key& key, std::string_view text, Section::Value* v, std::string* why);
   size_t add_section(const SectionRule& rule, std::string name, int line);
   void finish();
-  void wipe_value() {
-    if (value_.capacity() > 0) sodium_memzero(value_.data(), value_.capacity());
-    value_.clear();
-  }
+  void wipe_value() { crypto::wipe(&value_); }
 
   const Schema& schema_;
   Config config_;

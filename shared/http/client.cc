@@ -1,6 +1,7 @@
 #include "shared/http/client.h"
 
 #include "shared/core/log.h"
+#include "shared/crypto/wipe.h"
 #include "shared/http/wire.h"
 
 namespace tg::http {
@@ -96,7 +97,7 @@ Status ClientConnection::request(const RequestHead& head, ClientHandler* handler
   if (!bytes.ok()) return bytes.status();
   // The head may carry the vendor key: the stream copied it, our copy goes.
   Status written = stream_->write(*bytes);
-  wipe(&*bytes);
+  crypto::wipe(&*bytes);
   TG_TRY(written);
 
   handler_ = handler;

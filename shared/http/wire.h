@@ -1,9 +1,6 @@
 // Internal wire helpers shared by the HTTP server and client: body framing
-// bits that are not part of the public message API (pure functions), and the
-// wipe of buffers that held a head (heads carry credentials).
+// bits that are not part of the public message API (pure functions).
 #pragma once
-
-#include <sodium.h>
 
 #include <cstdint>
 #include <string>
@@ -41,13 +38,6 @@ inline std::string chunk_size_line(size_t size) {
     size >>= 4;
   } while (size != 0);
   return std::string(buf + i, sizeof buf - i);
-}
-
-// Zeroes every byte `s` owns (its whole capacity, not just its size), for
-// buffers that held a request head with a credential in it.
-inline void wipe(std::string* s) noexcept {
-  if (s->capacity() > 0) sodium_memzero(s->data(), s->capacity());
-  s->clear();
 }
 
 }  // namespace tg::http

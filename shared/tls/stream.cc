@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "shared/core/log.h"
+#include "shared/crypto/wipe.h"
 #include "shared/tls/context_impl.h"
 #include "shared/tls/detail.h"
 #include "shared/tls/pin.h"
@@ -80,7 +81,7 @@ TlsStream::~TlsStream() {
   *alive_ = false;
   mbedtls_ssl_free(&ssl_);
   // Plaintext that may hold credentials (a vendor key, a user's token).
-  wipe(&pending_plain_);
+  crypto::wipe(&pending_plain_);
   sodium_memzero(read_buf_.get(), kRecordPlaintextBytes);
 }
 
@@ -254,7 +255,7 @@ bool TlsStream::handshake_done() {
     std::string data;
     data.swap(pending_plain_);
     Status st = encrypt(data);
-    wipe(&data);
+    crypto::wipe(&data);
     if (!st.ok()) {
       finish(st);
       return true;
@@ -315,7 +316,7 @@ void TlsStream::finish(Status why) {
   end_status_ = std::move(why);
   end_pending_ = true;
   handshake_timer_.stop();
-  wipe(&pending_plain_);
+  crypto::wipe(&pending_plain_);
   if (!end_status_.ok()) {
     TG_DEBUG("tls", "stream with %s ended: %s", who().c_str(), end_status_.to_string().c_str());
   }
@@ -426,11 +427,6 @@ Status TlsStream::writev(const std::string_view* parts, size_t count) {
   return Status();
 }
 
-void TlsStream::wipe(std::string* s) noexcept {
-  sodium_memzero(s->data(), s->capacity());
-  s->clear();
-}
-
 void TlsStream::queue_plain(const std::string_view* parts, size_t count, size_t total) {
   const size_t need = pending_plain_.size() + total;
   if (need > pending_plain_.capacity()) {
@@ -441,7 +437,7 @@ void TlsStream::queue_plain(const std::string_view* parts, size_t count, size_t 
     bigger.reserve(std::max({need, 2 * pending_plain_.capacity(),
                              std::min(last_batch_bytes_, kBatchReserveBytes)}));
     bigger.append(pending_plain_);
-    wipe(&pending_plain_);
+    crypto::wipe(&pending_plain_);
     pending_plain_.swap(bigger);
   }
   for (size_t i = 0; i < count; ++i) pending_plain_.append(parts[i]);
@@ -540,7 +536,7 @@ void TlsStream::close() noexcept {
   handler_ = nullptr;
   on_handshake_ = nullptr;
   end_pending_ = false;
-  wipe(&pending_plain_);
+  crypto::wipe(&pending_plain_);
   defer_.stop();
   flush_timer_.stop();
   handshake_timer_.stop();

@@ -102,8 +102,6 @@ class TlsStream final : public net::Stream, private net::StreamHandler {
   Status encrypt(std::string_view data);
   // Appends `total` bytes in `parts` to pending_plain_ (see the .cc on growth).
   void queue_plain(const std::string_view* parts, size_t count, size_t total);
-  // Zeroes the whole buffer of `s`, then empties it (its capacity stays).
-  static void wipe(std::string* s) noexcept;
   // Encrypts the pending plaintext and writes the ciphertext in one go.
   // Errors end the stream (reported from the loop) and are returned.
   Status flush_pending();
