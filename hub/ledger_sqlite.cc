@@ -334,7 +334,13 @@ Result<std::vector<Settled>> SqliteLedgerStore::settle(const std::vector<SettleO
 
   auto tx = sqlite::Tx::begin(db_);
   if (!tx.ok()) return tx.status();
-  std::map<std::string, ChainInfo> heads;  // chains touched by this batch
+  // Chains touched by this batch: their head as it grows, and the agent's
+  // key, parsed once per batch rather than once per entry.
+  struct Touched {
+    ChainInfo head;
+    crypto::PublicKey key;
+  };
+  std::map<std::string, Touched> heads;
   for (const SettleOrder& o : orders) {
     // Settled before (a replayed claim): hand back the existing entry.
     TG_TRY(st.find_settled.reset());
@@ -351,15 +357,15 @@ Result<std::vector<Settled>> SqliteLedgerStore::settle(const std::vector<SettleO
     }
     (void)st.find_settled.reset();
 
-    auto key = crypto::parse_public_key(o.agent);
-    if (!key.ok()) return error(Errc::invalid_argument, "settle: bad agent key '" + o.agent + "'");
     auto it = heads.find(o.agent);
     if (it == heads.end()) {
+      auto key = crypto::parse_public_key(o.agent);
+      if (!key.ok()) return error(Errc::invalid_argument, "settle: bad agent key '" + o.agent + "'");
       auto c = chain_in_tx(o.agent);
       if (!c.ok()) return c.status();
-      it = heads.emplace(o.agent, *c).first;
+      it = heads.emplace(o.agent, Touched{*c, *key}).first;
     }
-    ChainInfo& head = it->second;
+    ChainInfo& head = it->second.head;
     if (add_overflows(head.total_cost, o.cost) || add_overflows(head.total_credit, o.credit)) {
       return error(Errc::limit, "chain totals of " + o.agent + " would overflow");
     }
@@ -367,7 +373,7 @@ Result<std::vector<Settled>> SqliteLedgerStore::settle(const std::vector<SettleO
     s.agent = o.agent;
     s.created = true;
     ledger::Entry& e = s.entry;
-    e = ledger::next_entry(*key, head.seq, head.head);
+    e = ledger::next_entry(it->second.key, head.seq, head.head);
     e.request_id = o.request_id;
     e.model = o.model;
     e.input = o.usage.input;
@@ -425,7 +431,8 @@ Result<std::vector<Settled>> SqliteLedgerStore::settle(const std::vector<SettleO
     head.total_credit += e.credit;
     out.push_back(std::move(s));
   }
-  for (const auto& [agent, head] : heads) {
+  for (const auto& [agent, touched] : heads) {
+    const ChainInfo& head = touched.head;
     sqlite::Stmt& up = st.upsert_chain;
     TG_TRY(up.reset());
     TG_TRY(up.bind_text(1, agent));

@@ -184,6 +184,60 @@ TEST_F(BillingTest, AgreeingClaimSettlesOnceWithExactCostAndCredit) {
   EXPECT_TRUE(pending.ok() && !*pending);
 }
 
+// One batch with entries of two agents, interleaved: each chain grows from
+// its own head with its own key (parsed once per agent and batch). A batch
+// naming a malformed agent key is refused whole.
+TEST_F(BillingTest, ABatchSettlesEachAgentsEntriesOnItsOwnChain) {
+  auto order = [&](const std::string& id, const std::string& who) {
+    SettleOrder o;
+    o.request_id = id;
+    o.agent = who;
+    o.user_id = user_id;
+    o.model = "gpt-cheap";
+    o.usage.input = 10;
+    o.price_version = 1;
+    o.cost = 1;
+    o.tier_ppm = 800000;
+    o.credit = 0;
+    o.time_ms = 1700000000000;
+    return o;
+  };
+  auto done = store->settle({order("b-1", agent), order("b-2", other), order("b-3", agent),
+                             order("b-4", other), order("b-5", agent)});
+  ASSERT_TRUE(done.ok()) << done.status().to_string();
+  ASSERT_EQ(done->size(), 5u);
+  const uint64_t want_seq[] = {1, 1, 2, 2, 3};
+  for (size_t i = 0; i < done->size(); ++i) {
+    const Settled& s = (*done)[i];
+    EXPECT_EQ(s.agent, i % 2 == 0 ? agent : other) << i;
+    EXPECT_EQ(s.entry.agent, *crypto::parse_public_key(s.agent)) << i;
+    EXPECT_EQ(s.entry.seq, want_seq[i]) << i;
+    EXPECT_EQ(s.hash, ledger::hash(s.entry)) << i;
+  }
+  EXPECT_EQ((*done)[2].entry.prev, (*done)[0].hash);
+  EXPECT_EQ((*done)[4].entry.prev, (*done)[2].hash);
+  EXPECT_EQ((*done)[3].entry.prev, (*done)[1].hash);
+  auto a = store->chain(agent);
+  auto b = store->chain(other);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->seq, 3u);
+  EXPECT_EQ(a->head, (*done)[4].hash);
+  EXPECT_EQ(b->seq, 2u);
+  EXPECT_EQ(b->head, (*done)[3].hash);
+
+  auto bad = store->settle({order("b-6", agent), order("b-7", "not-a-key")});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), Errc::invalid_argument);
+  EXPECT_NE(bad.status().message().find("bad agent key 'not-a-key'"), std::string::npos)
+      << bad.status().message();
+  auto kept = store->settled("b-6");
+  ASSERT_TRUE(kept.ok());
+  EXPECT_FALSE(*kept) << "an entry of the refused batch was kept";
+  auto a2 = store->chain(agent);
+  ASSERT_TRUE(a2.ok());
+  EXPECT_EQ(a2->seq, 3u);
+}
+
 TEST_F(BillingTest, ReplayedClaimGetsTheSameEntryNotASecondOne) {
   Ticket* t = open("req-1");
   answer(t);
