@@ -4,6 +4,8 @@
 #include <cstring>
 #include <utility>
 
+#include "shared/crypto/wipe.h"
+
 namespace tg::http {
 namespace {
 
@@ -84,6 +86,8 @@ bool is_token(std::string_view s) noexcept {
   return true;
 }
 
+Header::~Header() { crypto::wipe(&value); }
+
 void Headers::add(std::string name, std::string value) {
   bytes_ += name.size() + value.size();
   fields_.push_back(Header{std::move(name), std::move(value)});
@@ -142,6 +146,7 @@ void Headers::remove(std::string_view name) {
   for (size_t i = 0; i < fields_.size(); ++i) {
     if (iequals(fields_[i].name, name)) {
       bytes_ -= fields_[i].name.size() + fields_[i].value.size();
+      crypto::wipe(&fields_[i].value);  // a move onto it need not free it
       continue;
     }
     if (out != i) fields_[out] = std::move(fields_[i]);

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "shared/core/status.h"
@@ -14,9 +15,19 @@
 
 namespace tg::http {
 
+// One field. Its value may be a credential (Authorization, x-api-key), so a
+// Header zeroes its value's buffer when it ends (message.cc).
 struct Header {
   std::string name;
   std::string value;
+
+  Header() = default;
+  Header(std::string n, std::string v) noexcept : name(std::move(n)), value(std::move(v)) {}
+  Header(const Header&) = default;
+  Header(Header&&) noexcept = default;
+  Header& operator=(const Header&) = default;
+  Header& operator=(Header&&) noexcept = default;
+  ~Header();
 };
 
 class Headers {

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "shared/crypto/wipe.h"
+
 namespace tg::http {
 namespace {
 
@@ -29,7 +31,7 @@ struct Parser::Impl {
     s.request_.method.clear();
     s.response_ = ResponseHead();
     s.field_.clear();
-    s.value_.clear();
+    crypto::wipe(&s.value_);
     s.declared_length_ = 0;
     s.body_received_ = 0;
     s.trailer_bytes_ = 0;
@@ -82,7 +84,8 @@ struct Parser::Impl {
   static int on_header_value(llhttp_t* p, const char* at, size_t len) noexcept {
     Parser& s = self(p);
     if (s.phase_ != Phase::head) return count_trailer(s, len);
-    s.value_.append(at, len);
+    // A value may be a credential: growing, it leaves no copy behind.
+    crypto::append_wiped(&s.value_, std::string_view(at, len));
     return 0;
   }
 
@@ -212,7 +215,7 @@ Parser::Parser(Mode mode, const ParserLimits& limits)
   impl_->llhttp.data = this;
 }
 
-Parser::~Parser() = default;
+Parser::~Parser() { crypto::wipe(&value_); }
 
 bool Parser::keep_alive() const noexcept { return impl_->keep_alive; }
 bool Parser::chunked() const noexcept { return impl_->chunked; }

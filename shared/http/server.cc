@@ -5,6 +5,7 @@
 #include <string>
 
 #include "shared/core/log.h"
+#include "shared/crypto/wipe.h"
 #include "shared/http/wire.h"
 
 namespace tg::http {
@@ -35,6 +36,7 @@ class Connection final : public net::StreamHandler {
 
   ~Connection() override {
     if (stream_) stream_->close();
+    crypto::wipe(&in_);  // request heads carry users' tokens
   }
 
   void start() {
@@ -69,7 +71,7 @@ class Connection final : public net::StreamHandler {
       in_.erase(0, in_off_);
       in_off_ = 0;
     }
-    in_.append(data);
+    crypto::append_wiped(&in_, data);  // what it held may be a token
     if (state_ == State::idle) transition(State::reading_head);
     if (state_ == State::reading_body && !body_paused_) arm_timer();
     process();

@@ -430,15 +430,12 @@ Status TlsStream::writev(const std::string_view* parts, size_t count) {
 void TlsStream::queue_plain(const std::string_view* parts, size_t count, size_t total) {
   const size_t need = pending_plain_.size() + total;
   if (need > pending_plain_.capacity()) {
-    // Grown by hand, so the smaller buffer is wiped before it is freed (a
-    // std::string would free it as it is). Sized for a batch like the last
-    // one at once: one allocation per turn rather than one per doubling.
-    std::string bigger;
-    bigger.reserve(std::max({need, 2 * pending_plain_.capacity(),
-                             std::min(last_batch_bytes_, kBatchReserveBytes)}));
-    bigger.append(pending_plain_);
-    crypto::wipe(&pending_plain_);
-    pending_plain_.swap(bigger);
+    // The smaller buffer is wiped before it is freed. Sized for a batch like
+    // the last one at once: one allocation per turn rather than one per
+    // doubling.
+    crypto::reserve_wiped(&pending_plain_,
+                          std::max({need, 2 * pending_plain_.capacity(),
+                                    std::min(last_batch_bytes_, kBatchReserveBytes)}));
   }
   for (size_t i = 0; i < count; ++i) pending_plain_.append(parts[i]);
 }
