@@ -35,12 +35,21 @@ void release(void* p) noexcept {
 
 }  // namespace
 
+// Every form that pairs with the plain deletes is replaced, the nothrow
+// news included (std::stable_sort's temporary buffer uses one and frees it
+// with a sized delete): a block from another allocator (ASan's, say) given
+// to release() would be read before its start. The aligned forms are left
+// to the runtime as a family of their own.
 void* operator new(std::size_t n) { return allocate(n); }
 void* operator new[](std::size_t n) { return allocate(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return allocate(n); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return allocate(n); }
 void operator delete(void* p) noexcept { release(p); }
 void operator delete[](void* p) noexcept { release(p); }
 void operator delete(void* p, std::size_t) noexcept { release(p); }
 void operator delete[](void* p, std::size_t) noexcept { release(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { release(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { release(p); }
 
 namespace tg::test::freed_scan {
 
