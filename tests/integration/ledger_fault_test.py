@@ -97,6 +97,8 @@ def vendor_completed(w):
     done = {}
     with open(w.path("vendor-record.jsonl")) as f:
         for line in f:
+            if not line.endswith("\n"):
+                break  # the fake vendor is still writing this record: next poll
             rec = json.loads(line)
             if rec.get("model") != MODEL or rec.get("status") != 200:
                 continue
