@@ -305,15 +305,8 @@ class HostileAgentTest : public ::testing::Test {
  protected:
   void SetUp() override {
     std::signal(SIGPIPE, SIG_IGN);
-    Status s = tls::ensure_self_signed(dir.file("hub.crt"), dir.file("hub.key"), "localhost",
-                                       {"localhost"});
-    ASSERT_TRUE(s.ok()) << s.to_string();
-    tls::ServerConfig sc;
-    sc.cert_chain_file = dir.file("hub.crt");
-    sc.private_key_file = dir.file("hub.key");
-    auto ctx = tls::ServerContext::create(sc);
-    ASSERT_TRUE(ctx.ok()) << ctx.status().to_string();
-    tls_ctx = *ctx;
+    tls_ctx = testing::hub_tls_context(dir);
+    ASSERT_TRUE(tls_ctx);
     auto st = AgentStore::open(dir.file("hub.db"));
     ASSERT_TRUE(st.ok()) << st.status().to_string();
     agents_db.emplace(std::move(st.value()));

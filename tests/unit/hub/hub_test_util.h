@@ -22,6 +22,7 @@
 #include "shared/core/log.h"
 #include "shared/core/loop.h"
 #include "shared/crypto/ed25519.h"
+#include "shared/tls/certgen.h"
 #include "shared/tls/connector.h"
 #include "shared/tls/context.h"
 #include "shared/tunnel/auth.h"
@@ -37,6 +38,20 @@ namespace tg::hub::testing {
 inline constexpr uint64_t kWaitMs = 10000;
 
 using tg::test::TempDir;
+
+// The hub's TLS context for the tests: a self-signed certificate for
+// localhost, its files in `dir` (a test failure and null if that fails).
+inline std::shared_ptr<tls::ServerContext> hub_tls_context(const TempDir& dir) {
+  Status s = tls::ensure_self_signed(dir.file("hub.crt"), dir.file("hub.key"), "localhost",
+                                     {"localhost"});
+  EXPECT_TRUE(s.ok()) << s.to_string();
+  tls::ServerConfig sc;
+  sc.cert_chain_file = dir.file("hub.crt");
+  sc.private_key_file = dir.file("hub.key");
+  auto ctx = tls::ServerContext::create(sc);
+  EXPECT_TRUE(ctx.ok()) << ctx.status().to_string();
+  return ctx.ok() ? *ctx : nullptr;
+}
 
 // Collects log lines so tests can check what the hub logged.
 struct LogCapture {
