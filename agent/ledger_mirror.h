@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "shared/billing/prices.h"
@@ -122,8 +123,37 @@ class LedgerMirror {
 
   // ---- chain ----
   Result<MirrorHead> head();
-  // Verifies `e` (agent = self) with hash `claimed` as the next entry and
-  // keeps it: see Verdict. Storage failures are errors (nothing kept).
+
+  // A run of the hub's entries verified and kept one after another, as the
+  // settlement batch of one loop turn applies them. The chain head is read
+  // once when the run begins and written once by finish(), not per entry.
+  // The run is a transaction (a savepoint inside the caller's) and nothing
+  // of it is kept unless finish() succeeds; inside it each entry is its own
+  // savepoint, so one refused entry leaves the others. Ends before the
+  // transaction it was begun in.
+  class Run {
+   public:
+    Run(Run&&) noexcept = default;
+    Run& operator=(Run&&) = delete;
+    // Verifies `e` (agent = self) with hash `claimed` as the next entry and
+    // keeps it: see Verdict. Storage failures are errors (that entry is not
+    // kept; the run goes on).
+    Result<Verdict> apply(const ledger::Entry& e, const ledger::Hash& claimed, int64_t now_ms);
+    // Writes the head the run reached and ends the run's transaction.
+    Status finish();
+    const MirrorHead& head() const noexcept { return head_; }
+
+   private:
+    friend class LedgerMirror;
+    Run(LedgerMirror* mirror, sqlite::Tx tx, const MirrorHead& head) noexcept
+        : mirror_(mirror), tx_(std::move(tx)), head_(head) {}
+    LedgerMirror* mirror_;
+    sqlite::Tx tx_;
+    MirrorHead head_;
+    bool advanced_ = false;  // an entry was appended: the head needs writing
+  };
+  Result<Run> begin_run();
+  // One entry as a run of its own (its own transaction when none is open).
   Result<Verdict> apply(const ledger::Entry& e, const ledger::Hash& claimed, int64_t now_ms);
   Result<std::vector<StoredEntry>> entries(uint64_t after_seq, size_t limit);
   Result<std::vector<Dispute>> disputes();
@@ -142,7 +172,9 @@ class LedgerMirror {
 
  private:
   LedgerMirror(sqlite::Db db, const crypto::PublicKey& self) : db_(std::move(db)), self_(self) {}
-  Result<std::optional<OutboxItem>> outbox_item(std::string_view request_id);
+  // Takes the outbox row of a request being settled (nullopt: none).
+  Result<std::optional<OutboxItem>> take_outbox_item(std::string_view request_id);
+  Status drop_outbox_item(std::string_view request_id);
   Result<std::optional<StoredEntry>> entry_at(uint64_t seq);
 
   sqlite::Db db_;

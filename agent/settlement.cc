@@ -14,6 +14,12 @@ constexpr const char* kLog = "ledger";
 
 namespace {
 
+void drop_acks(std::vector<tunnel::Message>* out) {
+  out->erase(std::remove_if(out->begin(), out->end(),
+                            [](const tunnel::Message& m) { return std::holds_alternative<tunnel::Ack>(m); }),
+             out->end());
+}
+
 tunnel::Claim claim_of(const OutboxItem& item) {
   tunnel::Claim c;
   c.request_id = item.request_id;
@@ -79,11 +85,37 @@ void Settlement::flush(bool send) {
   if (!tx.ok()) {
     TG_ERROR(kLog, "ledger: %s", tx.status().to_string().c_str());
   }
+  // The batch's settles form one run of the chain: its head is read at the
+  // first and written once, after the last.
+  std::optional<LedgerMirror::Run> run;
+  bool run_failed = false;
   for (const Queued& q : batch) {
-    std::optional<tunnel::Message> m =
-        std::holds_alternative<OutboxItem>(q) ? record(std::get<OutboxItem>(q))
-                                              : settle(std::get<tunnel::Settle>(q));
+    std::optional<tunnel::Message> m;
+    if (std::holds_alternative<OutboxItem>(q)) {
+      m = record(std::get<OutboxItem>(q));
+    } else {
+      if (!run && !run_failed) {
+        auto r = mirror_->begin_run();
+        if (r.ok()) {
+          run.emplace(std::move(*r));
+        } else {
+          run_failed = true;
+          TG_ERROR(kLog, "ledger: %s", r.status().to_string().c_str());
+        }
+      }
+      if (run) m = settle(std::get<tunnel::Settle>(q), &*run);
+    }
     if (m) out.push_back(std::move(*m));
+  }
+  if (run) {
+    Status s = run->finish();
+    run.reset();
+    if (!s.ok()) {
+      // None of the run's entries is kept: no ack (they come again after
+      // the next sync).
+      TG_ERROR(kLog, "ledger: settled entries not kept: %s", s.to_string().c_str());
+      drop_acks(&out);
+    }
   }
   if (tx.ok()) {
     Status s = tx->commit();
@@ -92,9 +124,7 @@ void Settlement::flush(bool send) {
       // the next sync); the claims still go out (the hub settles on them, and
       // the entries arrive as `unobserved`).
       TG_ERROR(kLog, "ledger: %zu writes not committed: %s", batch.size(), s.to_string().c_str());
-      out.erase(std::remove_if(out.begin(), out.end(),
-                               [](const tunnel::Message& m) { return std::holds_alternative<tunnel::Ack>(m); }),
-                out.end());
+      drop_acks(&out);
     } else {
       ++stats_.commits;
     }
@@ -182,7 +212,7 @@ void Settlement::on_prices(const tunnel::Prices& p) {
            p.models.size());
 }
 
-std::optional<tunnel::Message> Settlement::settle(const tunnel::Settle& s) {
+std::optional<tunnel::Message> Settlement::settle(const tunnel::Settle& s, LedgerMirror::Run* run) {
   ledger::Entry e;
   e.agent = mirror_->self();
   e.seq = s.seq;
@@ -198,7 +228,7 @@ std::optional<tunnel::Message> Settlement::settle(const tunnel::Settle& s) {
   e.credit = s.credit;
   e.time_ms = s.time_ms;
   e.prev = s.prev;
-  auto v = mirror_->apply(e, s.hash, unix_now_ms());
+  auto v = run->apply(e, s.hash, unix_now_ms());
   if (!v.ok()) {
     // Storage trouble: nothing kept, no ack; the next sync sends it again.
     TG_ERROR(kLog, "entry %llu not kept: %s", static_cast<unsigned long long>(s.seq),

@@ -91,7 +91,7 @@ class Settlement final : public CallReporter, public LedgerLink {
   void flush(bool send);
   // Each returns the message to send once the batch is committed, if any.
   std::optional<tunnel::Message> record(const OutboxItem& item);
-  std::optional<tunnel::Message> settle(const tunnel::Settle& s);
+  std::optional<tunnel::Message> settle(const tunnel::Settle& s, LedgerMirror::Run* run);
   void send_claim(const OutboxItem& item);
   void send_sync();
   void on_checkpoint(const tunnel::Checkpoint& c);

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "hub/schema.h"
+#include "shared/billing/money.h"
 #include "shared/crypto/hash.h"
 
 namespace tg::hub {
@@ -116,11 +117,6 @@ bool parse_stored_int(const std::string& text, int64_t* out) {
   }
   *out = v;
   return true;
-}
-
-bool add_overflows(int64_t a, int64_t b) {
-  int64_t r = 0;
-  return __builtin_add_overflow(a, b, &r);
 }
 
 }  // namespace
@@ -366,7 +362,7 @@ Result<std::vector<Settled>> SqliteLedgerStore::settle(const std::vector<SettleO
       it = heads.emplace(o.agent, Touched{*c, *key}).first;
     }
     ChainInfo& head = it->second.head;
-    if (add_overflows(head.total_cost, o.cost) || add_overflows(head.total_credit, o.credit)) {
+    if (billing::add_overflows(head.total_cost, o.cost) || billing::add_overflows(head.total_credit, o.credit)) {
       return error(Errc::limit, "chain totals of " + o.agent + " would overflow");
     }
     Settled s;
@@ -559,7 +555,7 @@ Result<UserBalance> SqliteLedgerStore::credit_user(std::string_view user, int64_
   auto cur = user_balance(user);
   if (!cur.ok()) return cur.status();
   if (!*cur) return error(Errc::not_found, "no user '" + std::string(user) + "'");
-  if (add_overflows((*cur)->balance, amount) || (*cur)->balance + amount > billing::kMaxAmount ||
+  if (billing::add_overflows((*cur)->balance, amount) || (*cur)->balance + amount > billing::kMaxAmount ||
       (*cur)->balance + amount < -billing::kMaxAmount) {
     return error(Errc::limit, "the balance of '" + std::string(user) + "' would leave the range ±" +
                                   billing::format_amount(billing::kMaxAmount));

@@ -30,4 +30,11 @@ Result<Micros> parse_amount(std::string_view text, bool allow_negative);
 // |m| <= kMaxAmount.
 std::string format_amount(Micros m);
 
+// True when a + b does not fit an int64 (chain totals, balances): such a sum
+// is refused, never wrapped or saturated.
+inline bool add_overflows(Micros a, Micros b) noexcept {
+  Micros sum = 0;
+  return __builtin_add_overflow(a, b, &sum);
+}
+
 }  // namespace tg::billing

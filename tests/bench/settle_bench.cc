@@ -142,8 +142,9 @@ HubResult hub_settle(const std::string& path, size_t n, size_t batch) {
 
 // The agent: outbox row per call, then apply() per settled entry:
 // microseconds per verify-and-append. With batch 1 each entry is its own
-// transaction; with a larger batch, `batch` entries share one (each in its
-// own savepoint), as Settlement::flush groups the settles of a loop turn.
+// transaction; with a larger batch, `batch` entries share one as a run (each
+// in its own savepoint, the head written once), as Settlement::flush applies
+// the settles of a loop turn.
 double agent_apply_us(const std::string& path, size_t n, size_t batch) {
   crypto::KeyPair self = crypto::KeyPair::generate();
   auto m = agent::LedgerMirror::open(path, self.public_key());
@@ -178,18 +179,26 @@ double agent_apply_us(const std::string& path, size_t n, size_t batch) {
   const auto t0 = Clock::now();
   for (size_t i = 0; i < n; i += batch) {
     std::optional<sqlite::Tx> outer;
+    std::optional<agent::LedgerMirror::Run> run;
     if (batch > 1) {
       auto tx = sqlite::Tx::begin(mirror.db());
       if (!tx.ok()) die("begin", tx.status());
       outer.emplace(std::move(*tx));
+      auto r = mirror.begin_run();
+      if (!r.ok()) die("run", r.status());
+      run.emplace(std::move(*r));
     }
     for (size_t j = i; j < std::min(n, i + batch); ++j) {
-      auto v = mirror.apply(entries[j], hashes[j], 1);
+      auto v = run ? run->apply(entries[j], hashes[j], 1) : mirror.apply(entries[j], hashes[j], 1);
       if (!v.ok() || v->kind != agent::Verdict::Kind::appended ||
           v->status != agent::EntryStatus::agreed) {
         std::fprintf(stderr, "settle_bench: entry %zu not agreed\n", j);
         std::exit(1);
       }
+    }
+    if (run) {
+      if (Status s = run->finish(); !s.ok()) die("finish", s);
+      run.reset();
     }
     if (outer) {
       if (Status s = outer->commit(); !s.ok()) die("commit", s);
