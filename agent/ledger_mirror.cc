@@ -226,20 +226,17 @@ Result<uint64_t> LedgerMirror::outbox_count() {
   return static_cast<uint64_t>(st->column_int64(0));
 }
 
-Result<std::optional<OutboxItem>> LedgerMirror::take_outbox_item(std::string_view request_id) {
-  // A SELECT and a DELETE. `DELETE ... RETURNING` would be one statement,
-  // but SQLite runs it through an ephemeral table: twice the instructions
-  // of the two (callgrind, settle_bench).
+Result<std::optional<OutboxItem>> LedgerMirror::outbox_item(std::string_view request_id) {
+  // A SELECT here and a DELETE once the entry is kept. `DELETE ... RETURNING`
+  // would be one statement, but SQLite runs it through an ephemeral table:
+  // twice the instructions of the two (callgrind, settle_bench).
   auto st = db_.prepare_cached(select_outbox_by_request());
   if (!st.ok()) return st.status();
   TG_TRY(st->bind_text(1, request_id));
   auto step = st->step();
   if (!step.ok()) return step.status();
   if (*step != sqlite::Step::row) return std::optional<OutboxItem>();
-  OutboxItem item = read_outbox(*st);
-  TG_TRY(st->reset());
-  TG_TRY(drop_outbox_item(request_id));
-  return std::optional<OutboxItem>(std::move(item));
+  return std::optional<OutboxItem>(read_outbox(*st));
 }
 
 Status LedgerMirror::drop_outbox_item(std::string_view request_id) {
@@ -387,11 +384,15 @@ Result<std::optional<StoredEntry>> LedgerMirror::entry_at(uint64_t seq) {
 }
 
 Result<LedgerMirror::Run> LedgerMirror::begin_run() {
-  auto tx = sqlite::Tx::begin(db_);
-  if (!tx.ok()) return tx.status();
+  std::optional<sqlite::Tx> tx;
+  if (!db_.in_transaction()) {
+    auto own = sqlite::Tx::begin(db_);
+    if (!own.ok()) return own.status();
+    tx.emplace(std::move(*own));
+  }
   auto hd = head();
   if (!hd.ok()) return hd.status();
-  return Run(this, std::move(*tx), *hd);
+  return Run(this, std::move(tx), *hd);
 }
 
 Result<Verdict> LedgerMirror::apply(const ledger::Entry& e, const ledger::Hash& claimed,
@@ -406,6 +407,14 @@ Result<Verdict> LedgerMirror::apply(const ledger::Entry& e, const ledger::Hash& 
 
 Result<Verdict> LedgerMirror::Run::apply(const ledger::Entry& e, const ledger::Hash& claimed,
                                          int64_t now_ms) {
+  if (!failed_.ok()) return failed_;
+  auto v = append(e, claimed, now_ms);
+  if (!v.ok()) failed_ = v.status();
+  return v;
+}
+
+Result<Verdict> LedgerMirror::Run::append(const ledger::Entry& e, const ledger::Hash& claimed,
+                                          int64_t now_ms) {
   LedgerMirror& m = *mirror_;
   Verdict v;
   if (e.agent != m.self_) {
@@ -475,10 +484,7 @@ Result<Verdict> LedgerMirror::Run::apply(const ledger::Entry& e, const ledger::H
     }
   }
 
-  // The entry's writes: all of them or none.
-  auto tx = sqlite::Tx::begin(m.db_);
-  if (!tx.ok()) return tx.status();
-  auto own = m.take_outbox_item(e.request_id);
+  auto own = m.outbox_item(e.request_id);
   if (!own.ok()) return own.status();
   EntryStatus status = EntryStatus::agreed;
   if (!*own) {
@@ -513,7 +519,7 @@ Result<Verdict> LedgerMirror::Run::apply(const ledger::Entry& e, const ledger::H
   Status s = ins->run();
   if (s.code() == Errc::invalid_argument) {
     // A constraint: the request id is settled already at another position,
-    // so the hub broke exactly-once. ~Tx puts the outbox row back.
+    // so the hub broke exactly-once. Nothing of the entry was written.
     v.message = "entry " + std::to_string(e.seq) + " repeats request " + e.request_id + ": " +
                 s.message();
     return v;
@@ -528,7 +534,7 @@ Result<Verdict> LedgerMirror::Run::apply(const ledger::Entry& e, const ledger::H
     TG_TRY(d->bind_int64(4, now_ms));
     TG_TRY(d->run());
   }
-  TG_TRY(tx->commit());
+  if (*own) TG_TRY(m.drop_outbox_item(e.request_id));
   head_.seq = e.seq;
   head_.head = h;
   head_.total_cost += e.cost;
@@ -541,6 +547,7 @@ Result<Verdict> LedgerMirror::Run::apply(const ledger::Entry& e, const ledger::H
 }
 
 Status LedgerMirror::Run::finish() {
+  if (!failed_.ok()) return failed_;  // ~Tx rolls the run's own transaction back
   if (advanced_) {
     auto up = mirror_->db_.prepare_cached(
         "UPDATE identity SET head_seq = ?, head_hash = ?, total_cost = ?, total_credit = ? WHERE id = 1");
@@ -552,7 +559,7 @@ Status LedgerMirror::Run::finish() {
     TG_TRY(up->run());
     if (mirror_->db_.changes() != 1) return error(Errc::internal, "ledger: the identity row is missing");
   }
-  return tx_.commit();
+  return tx_ ? tx_->commit() : Status::success();
 }
 
 Result<std::vector<StoredEntry>> LedgerMirror::entries(uint64_t after_seq, size_t limit) {

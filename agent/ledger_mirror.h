@@ -127,30 +127,41 @@ class LedgerMirror {
   // A run of the hub's entries verified and kept one after another, as the
   // settlement batch of one loop turn applies them. The chain head is read
   // once when the run begins and written once by finish(), not per entry.
-  // The run is a transaction (a savepoint inside the caller's) and nothing
-  // of it is kept unless finish() succeeds; inside it each entry is its own
-  // savepoint, so one refused entry leaves the others. Ends before the
-  // transaction it was begun in.
+  //
+  // Begun outside a transaction, the run is one and finish() commits it.
+  // Begun inside the caller's, it opens none of its own (a savepoint held
+  // across the run would keep every page each entry touched in SQLite's
+  // sub-journal until the run ends, which spills to a temporary file after
+  // 64 KiB): then an error from finish() means the caller must roll its
+  // transaction back, and the caller commits only after finish() succeeded.
+  //
+  // An entry's writes need no savepoint either: the chain row is its first
+  // write, and the only one that can fail for a reason of the entry's own
+  // (a repeated request id: the entry is refused, nothing was written).
+  // Any other failure is storage trouble: apply() returns it and finish()
+  // then refuses the whole run.
   class Run {
    public:
     Run(Run&&) noexcept = default;
     Run& operator=(Run&&) = delete;
     // Verifies `e` (agent = self) with hash `claimed` as the next entry and
-    // keeps it: see Verdict. Storage failures are errors (that entry is not
-    // kept; the run goes on).
+    // keeps it: see Verdict.
     Result<Verdict> apply(const ledger::Entry& e, const ledger::Hash& claimed, int64_t now_ms);
-    // Writes the head the run reached and ends the run's transaction.
+    // Writes the head the run reached (and commits the run's own
+    // transaction, if it has one). Fails if any apply() failed.
     Status finish();
     const MirrorHead& head() const noexcept { return head_; }
 
    private:
     friend class LedgerMirror;
-    Run(LedgerMirror* mirror, sqlite::Tx tx, const MirrorHead& head) noexcept
+    Run(LedgerMirror* mirror, std::optional<sqlite::Tx> tx, const MirrorHead& head) noexcept
         : mirror_(mirror), tx_(std::move(tx)), head_(head) {}
+    Result<Verdict> append(const ledger::Entry& e, const ledger::Hash& h, int64_t now_ms);
     LedgerMirror* mirror_;
-    sqlite::Tx tx_;
+    std::optional<sqlite::Tx> tx_;  // set: the run's own transaction
     MirrorHead head_;
     bool advanced_ = false;  // an entry was appended: the head needs writing
+    Status failed_;          // the first storage error of an apply()
   };
   Result<Run> begin_run();
   // One entry as a run of its own (its own transaction when none is open).
@@ -172,8 +183,7 @@ class LedgerMirror {
 
  private:
   LedgerMirror(sqlite::Db db, const crypto::PublicKey& self) : db_(std::move(db)), self_(self) {}
-  // Takes the outbox row of a request being settled (nullopt: none).
-  Result<std::optional<OutboxItem>> take_outbox_item(std::string_view request_id);
+  Result<std::optional<OutboxItem>> outbox_item(std::string_view request_id);
   Status drop_outbox_item(std::string_view request_id);
   Result<std::optional<StoredEntry>> entry_at(uint64_t seq);
 

@@ -111,13 +111,14 @@ void Settlement::flush(bool send) {
     Status s = run->finish();
     run.reset();
     if (!s.ok()) {
-      // None of the run's entries is kept: no ack (they come again after
-      // the next sync).
-      TG_ERROR(kLog, "ledger: settled entries not kept: %s", s.to_string().c_str());
+      // The run's writes are undone with the whole batch's transaction, as
+      // when its commit fails (below): no ack, the claims still go out.
+      TG_ERROR(kLog, "ledger: %zu writes not kept: %s", batch.size(), s.to_string().c_str());
       drop_acks(&out);
+      if (tx.ok()) tx->rollback();
     }
   }
-  if (tx.ok()) {
+  if (tx.ok() && tx->active()) {
     Status s = tx->commit();
     if (!s.ok()) {
       // Nothing of the batch is on disk: no ack (the settles come again after

@@ -385,8 +385,10 @@ Status Stmt::reset() {
 
 // ---- Tx ----
 
+bool Db::in_transaction() const noexcept { return handle() && sqlite3_get_autocommit(handle()) == 0; }
+
 Result<Tx> Tx::begin(Db& db) {
-  if (db.handle() && sqlite3_get_autocommit(db.handle()) == 0) {
+  if (db.in_transaction()) {
     TG_TRY(db.control(Db::Control::savepoint));
     return Tx(&db, true);
   }

@@ -79,6 +79,9 @@ class Db {
   Result<int64_t> data_version();
   Result<int64_t> data_version(uint64_t tick);
 
+  // True between a Tx's begin and its end (SQLite is not in autocommit mode).
+  bool in_transaction() const noexcept;
+
   // Rows changed by the last INSERT/UPDATE/DELETE on this connection.
   int64_t changes() const noexcept;
   int64_t last_insert_rowid() const noexcept;
@@ -166,6 +169,8 @@ class Tx {
   Status commit();
   // Ends the transaction now, discarding its changes (also done by ~Tx).
   void rollback() noexcept;
+  // False once committed or rolled back.
+  bool active() const noexcept { return db_ != nullptr; }
 
  private:
   Tx(Db* db, bool nested) noexcept : db_(db), nested_(nested) {}

@@ -14,6 +14,7 @@
 #include "shared/billing/money.h"
 #include "shared/crypto/ed25519.h"
 #include "shared/ledger/chain.h"
+#include "shared/sqlite/db.h"
 #include "tests/unit/temp_dir.h"
 
 namespace tg::agent {
@@ -223,6 +224,39 @@ TEST_F(LedgerMirrorTest, ARunEndedWithoutFinishKeepsNothing) {
   // The same entries apply afterwards as if the run never happened.
   EXPECT_EQ(apply(e1).kind, Verdict::Kind::appended);
   EXPECT_EQ(apply(e2).kind, Verdict::Kind::appended);
+}
+
+TEST_F(LedgerMirrorTest, ARunInsideTheCallersTransactionIsKeptOrUndoneWithIt) {
+  record("r1");
+  const ledger::Entry e1 = entry("r1", 1, ledger::Hash{});
+  for (bool commit : {false, true}) {
+    auto outer = sqlite::Tx::begin(mirror_->db());
+    ASSERT_TRUE(outer.ok());
+    auto run = mirror_->begin_run();
+    ASSERT_TRUE(run.ok());
+    ASSERT_EQ(run->apply(e1, ledger::hash(e1), 1)->kind, Verdict::Kind::appended);
+    ASSERT_TRUE(run->finish().ok());
+    if (commit) {
+      ASSERT_TRUE(outer->commit().ok());
+    } else {
+      outer->rollback();
+    }
+    EXPECT_EQ(head().seq, commit ? 1u : 0u);
+    EXPECT_EQ(outbox_count(), commit ? 0u : 1u);
+  }
+}
+
+TEST_F(LedgerMirrorTest, AfterAStorageErrorARunRefusesToFinish) {
+  record("r1");
+  const ledger::Entry e1 = entry("r1", 1, ledger::Hash{});
+  auto run = mirror_->begin_run();
+  ASSERT_TRUE(run.ok());
+  // The chain table is gone: the entry's first write fails, not for a
+  // reason of the entry's own.
+  ASSERT_TRUE(mirror_->db().exec("ALTER TABLE chain RENAME TO chain_gone").ok());
+  auto v = run->apply(e1, ledger::hash(e1), 1);
+  EXPECT_FALSE(v.ok());
+  EXPECT_FALSE(run->finish().ok());
 }
 
 TEST_F(LedgerMirrorTest, ARefusedEntryInARunLeavesTheOthers) {

@@ -169,6 +169,27 @@ TEST_F(SettlementTest, QueuedSettlesRideAlongWithAFinishedCallsCommit) {
   EXPECT_EQ(std::get<tunnel::Claim>(sent_[1]).request_id, "r2");
 }
 
+TEST_F(SettlementTest, ARunThatCannotFinishUndoesItsBatchAndSendsNoAck) {
+  auto s = make(1000);
+  s->call_finished(finished("r1"));
+  turn();
+  sent_.clear();
+  // Storage trouble at the end of the run: the head cannot be written.
+  ASSERT_TRUE(mirror_->db().exec("DELETE FROM identity").ok());
+  s->on_ledger_message(settle_for("r1", 1, ledger::Hash{}));
+  s->call_finished(finished("r2"));  // the same batch
+  turn();
+  EXPECT_TRUE(sent_of<tunnel::Ack>().empty());  // r1 comes again after a sync
+  ASSERT_EQ(sent_of<tunnel::Claim>().size(), 1u);  // the claim still goes out
+  EXPECT_EQ(sent_of<tunnel::Claim>()[0].request_id, "r2");
+  auto held = mirror_->entries(0, 10);
+  ASSERT_TRUE(held.ok());
+  EXPECT_TRUE(held->empty());
+  auto n = mirror_->outbox_count();
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 1u);  // r1's row is back; r2's went with the batch (its entry arrives unobserved)
+}
+
 TEST_F(SettlementTest, SettlesOfOneBatchAreAppendedTogetherAndABadOneDoesNotUndoThem) {
   auto s = make(5);
   s->call_finished(finished("r1"));
