@@ -18,7 +18,8 @@ constexpr const char* kSelectEntry =
     "SELECT agent, seq, request_id, model, input, cached, output, estimated, price_version, cost, "
     "tier_ppm, credit, time_ms, prev, hash FROM ledger";
 
-// The settled entry of one request: looked up per claim and per settle order.
+// The settled entry of one request: looked up per claim, and per settle order
+// whose ledger row was refused as a repeat.
 const std::string& select_entry_by_request() {
   static const std::string sql = std::string(kSelectEntry) + " WHERE request_id = ?";
   return sql;
@@ -307,10 +308,9 @@ Result<std::vector<Settled>> SqliteLedgerStore::settle(const std::vector<SettleO
   if (orders.empty()) return out;
   // Borrowed from the connection's cache for the whole batch.
   struct {
-    sqlite::Stmt find_settled, insert_entry, upsert_chain, debit_user, end_pending;
+    sqlite::Stmt insert_entry, upsert_chain, debit_user, end_pending;
   } st;
   const std::pair<sqlite::Stmt*, std::string_view> statements[] = {
-      {&st.find_settled, select_entry_by_request()},
       {&st.insert_entry,
        "INSERT INTO ledger(agent, seq, request_id, model, input, cached, output, estimated, "
        "price_version, cost, tier_ppm, credit, time_ms, prev, hash, user_id) "
@@ -338,21 +338,6 @@ Result<std::vector<Settled>> SqliteLedgerStore::settle(const std::vector<SettleO
   };
   std::map<std::string, Touched> heads;
   for (const SettleOrder& o : orders) {
-    // Settled before (a replayed claim): hand back the existing entry.
-    TG_TRY(st.find_settled.reset());
-    TG_TRY(st.find_settled.bind_text(1, o.request_id));
-    auto found = st.find_settled.step();
-    if (!found.ok()) return found.status();
-    if (*found == sqlite::Step::row) {
-      auto existing = read_entry(st.find_settled);
-      (void)st.find_settled.reset();
-      if (!existing.ok()) return existing.status();
-      existing->created = false;
-      out.push_back(std::move(*existing));
-      continue;
-    }
-    (void)st.find_settled.reset();
-
     auto it = heads.find(o.agent);
     if (it == heads.end()) {
       auto key = crypto::parse_public_key(o.agent);
@@ -406,8 +391,20 @@ Result<std::vector<Settled>> SqliteLedgerStore::settle(const std::vector<SettleO
     } else {
       TG_TRY(ins.bind_null(16));
     }
-    TG_TRY(ins.run());
+    // The ledger row first: a request settled before (a replayed claim) is
+    // refused by its UNIQUE request_id without a write, and then its entry
+    // is read back and handed out again. The common case costs no lookup.
+    Status inserted = ins.run();
     (void)ins.reset();
+    if (!inserted.ok()) {
+      if (inserted.code() != Errc::invalid_argument) return inserted;  // not a constraint
+      auto existing = settled(o.request_id);
+      if (!existing.ok()) return existing.status();
+      if (!*existing) return inserted;  // another constraint: a real failure
+      (*existing)->created = false;
+      out.push_back(std::move(**existing));
+      continue;
+    }
 
     if (o.user_id && o.cost != 0) {
       TG_TRY(st.debit_user.reset());

@@ -236,6 +236,29 @@ TEST_F(BillingTest, ABatchSettlesEachAgentsEntriesOnItsOwnChain) {
   auto a2 = store->chain(agent);
   ASSERT_TRUE(a2.ok());
   EXPECT_EQ(a2->seq, 3u);
+
+  // Repeats, from an earlier batch and within this one: the entry already
+  // held comes back (created false), debited once, and the chain goes on.
+  auto before = store->user_balance("alice");
+  ASSERT_TRUE(before.ok() && *before);
+  auto again = store->settle({order("b-1", agent), order("b-8", agent), order("b-8", agent)});
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  ASSERT_EQ(again->size(), 3u);
+  EXPECT_FALSE((*again)[0].created);
+  EXPECT_EQ((*again)[0].hash, (*done)[0].hash);
+  EXPECT_EQ((*again)[0].entry.seq, 1u);
+  EXPECT_TRUE((*again)[1].created);
+  EXPECT_EQ((*again)[1].entry.seq, 4u);
+  EXPECT_EQ((*again)[1].entry.prev, (*done)[4].hash);
+  EXPECT_FALSE((*again)[2].created);
+  EXPECT_EQ((*again)[2].hash, (*again)[1].hash);
+  auto a3 = store->chain(agent);
+  ASSERT_TRUE(a3.ok());
+  EXPECT_EQ(a3->seq, 4u);
+  EXPECT_EQ(a3->head, (*again)[1].hash);
+  auto after = store->user_balance("alice");
+  ASSERT_TRUE(after.ok() && *after);
+  EXPECT_EQ((*before)->balance - (*after)->balance, 1);  // only b-8, once
 }
 
 TEST_F(BillingTest, ReplayedClaimGetsTheSameEntryNotASecondOne) {
