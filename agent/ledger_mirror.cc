@@ -117,6 +117,7 @@ Result<std::unique_ptr<LedgerMirror>> LedgerMirror::open(const std::string& path
                                                          bool create) {
   sqlite::OpenOptions options;
   options.create = create;
+  options.page_size = kLedgerPageSize;
   auto db = sqlite::Db::open(path, options);
   if (!db.ok()) return db.status();
   TG_TRY(sqlite::migrate(*db, kMigrations));

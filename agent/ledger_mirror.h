@@ -29,6 +29,12 @@
 
 namespace tg::agent {
 
+// The page size of a new ledger file. Rows are small (an outbox row about
+// 100 bytes, a chain row about 200) and every commit appends each page it
+// touched to the WAL whole, checksummed: 1 KiB pages write a quarter of
+// what 4 KiB pages would per settled request, on flash too.
+constexpr int kLedgerPageSize = 1024;
+
 // Price versions kept parsed in memory (the oldest is dropped first).
 constexpr size_t kCachedPriceVersions = 8;
 

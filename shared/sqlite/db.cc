@@ -112,6 +112,15 @@ Result<Db> Db::open(const std::string& path, const OpenOptions& options) {
   rc = sqlite3_busy_timeout(h, options.busy_timeout_ms);
   if (rc != SQLITE_OK) return db.error_of(rc, "busy_timeout", "");
 
+  if (options.page_size != 0) {
+    const int n = options.page_size;
+    if (n < 512 || n > 65536 || (n & (n - 1)) != 0) {
+      return error(Errc::invalid_argument, "sqlite: page size " + std::to_string(n) +
+                                               " is not a power of two in 512..65536");
+    }
+    // Takes effect only while the file is empty: before WAL mode is set.
+    TG_TRY(db.exec("PRAGMA page_size=" + std::to_string(n)));
+  }
   // journal_mode answers with the mode in force: anything but "wal" means the
   // file cannot be shared safely with another process.
   auto mode = db.prepare("PRAGMA journal_mode=WAL");

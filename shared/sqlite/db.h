@@ -28,6 +28,9 @@ inline constexpr int64_t kWalSizeLimit = 4 * 1024 * 1024;  // -wal file size kep
 struct OpenOptions {
   bool create = true;      // create a missing file (mode 0600); false: missing is not_found
   int busy_timeout_ms = kDefaultBusyTimeoutMs;  // how long a locked database is waited for
+  // The page size of a file made now (512..65536 bytes, a power of two);
+  // 0 keeps SQLite's default (4096). A file made before keeps its own.
+  int page_size = 0;
 };
 
 class Stmt;

@@ -82,6 +82,13 @@ class LedgerMirrorTest : public ::testing::Test {
   std::unique_ptr<LedgerMirror> mirror_;
 };
 
+TEST_F(LedgerMirrorTest, ANewLedgerUsesSmallPages) {
+  auto st = mirror_->db().prepare("PRAGMA page_size");
+  ASSERT_TRUE(st.ok());
+  ASSERT_EQ(*st->step(), sqlite::Step::row);
+  EXPECT_EQ(st->column_int64(0), kLedgerPageSize);
+}
+
 TEST_F(LedgerMirrorTest, AnEntryMatchingOurReadingIsAgreedAndTakesItsOutboxRow) {
   record("r1");
   const ledger::Entry e = entry("r1", 1, ledger::Hash{});

@@ -130,6 +130,52 @@ TEST_F(SqliteTest, OpenUsesWalForeignKeysAndNormalSync) {
   EXPECT_EQ(sync->column_int64(0), 1);  // NORMAL
 }
 
+TEST_F(SqliteTest, ANewFileTakesThePageSizeAndAnOlderFileKeepsItsOwn) {
+  auto page_size = [](Db& db) {
+    auto st = db.prepare("PRAGMA page_size");
+    EXPECT_TRUE(st.ok());
+    EXPECT_EQ(*st->step(), Step::row);
+    return st->column_int64(0);
+  };
+  OpenOptions small;
+  small.page_size = 1024;
+  {
+    auto db = Db::open(path_, small);
+    ASSERT_TRUE(db.ok()) << db.status().to_string();
+    ASSERT_TRUE(db->exec("CREATE TABLE t(x)").ok());
+    EXPECT_EQ(page_size(*db), 1024);
+  }
+  {
+    auto db = Db::open(path_);  // reopened without the option: still 1024
+    ASSERT_TRUE(db.ok());
+    EXPECT_EQ(page_size(*db), 1024);
+  }
+  const std::string older = dir_ + "/older.db";
+  {
+    OpenOptions other;
+    other.page_size = 2048;
+    auto db = Db::open(older, other);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE(db->exec("CREATE TABLE t(x)").ok());
+    EXPECT_EQ(page_size(*db), 2048);
+  }
+  auto db = Db::open(older, small);  // made before: keeps its own
+  ASSERT_TRUE(db.ok()) << db.status().to_string();
+  EXPECT_EQ(page_size(*db), 2048);
+  ASSERT_TRUE(db->exec("INSERT INTO t VALUES (1)").ok());
+}
+
+TEST_F(SqliteTest, APageSizeThatSqliteCannotUseIsRefused) {
+  for (int bad : {256, 1000, 131072, -1024}) {
+    OpenOptions o;
+    o.page_size = bad;
+    auto db = Db::open(path_, o);
+    ASSERT_FALSE(db.ok()) << bad;
+    EXPECT_EQ(db.status().code(), Errc::invalid_argument);
+    EXPECT_NE(db.status().message().find("page size"), std::string::npos) << db.status().message();
+  }
+}
+
 TEST_F(SqliteTest, OpenWithoutCreateRefusesMissingFile) {
   OpenOptions o;
   o.create = false;
