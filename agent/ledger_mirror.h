@@ -170,7 +170,8 @@ class LedgerMirror {
     Status failed_;          // the first storage error of an apply()
   };
   Result<Run> begin_run();
-  // One entry as a run of its own (its own transaction when none is open).
+  // One entry as a run of its own: its own transaction when none is open;
+  // inside the caller's, an error means the caller must roll that back.
   Result<Verdict> apply(const ledger::Entry& e, const ledger::Hash& claimed, int64_t now_ms);
   Result<std::vector<StoredEntry>> entries(uint64_t after_seq, size_t limit);
   Result<std::vector<Dispute>> disputes();
