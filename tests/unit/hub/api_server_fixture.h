@@ -192,16 +192,7 @@ class ApiServerTest : public ::testing::Test {
     std::signal(SIGPIPE, SIG_IGN);
     tls_ctx = testing::hub_tls_context(dir);
     ASSERT_TRUE(tls_ctx);
-    auto st = AgentStore::open(dir.file("hub.db"));
-    ASSERT_TRUE(st.ok()) << st.status().to_string();
-    agents_db.emplace(std::move(st.value()));
-    auto us = UserStore::open(dir.file("hub.db"));
-    ASSERT_TRUE(us.ok()) << us.status().to_string();
-    users.emplace(std::move(us.value()));
-    ASSERT_TRUE(users->add_user("alice", 1).ok());
-    auto tok = users->create_token("alice", 1);
-    ASSERT_TRUE(tok.ok());
-    token = tok->token;
+    ASSERT_NO_FATAL_FAILURE(testing::open_stores_with_alice(dir, &agents_db, &users, &token));
     auto defaults = parse("", "test.conf");
     ASSERT_TRUE(defaults.config);
     tunnel_settings = defaults.config->tunnel;

@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "hub/agent_store.h"
+#include "hub/user_store.h"
 #include "shared/core/log.h"
 #include "shared/core/loop.h"
 #include "shared/crypto/ed25519.h"
@@ -51,6 +53,23 @@ inline std::shared_ptr<tls::ServerContext> hub_tls_context(const TempDir& dir) {
   auto ctx = tls::ServerContext::create(sc);
   EXPECT_TRUE(ctx.ok()) << ctx.status().to_string();
   return ctx.ok() ? *ctx : nullptr;
+}
+
+// The agent and user stores of `dir`'s hub.db, with user "alice" and one
+// API token for her (in *token). Fails the test if any step fails: call it
+// under ASSERT_NO_FATAL_FAILURE.
+inline void open_stores_with_alice(const TempDir& dir, std::optional<AgentStore>* agents,
+                                   std::optional<UserStore>* users, std::string* token) {
+  auto st = AgentStore::open(dir.file("hub.db"));
+  ASSERT_TRUE(st.ok()) << st.status().to_string();
+  agents->emplace(std::move(st.value()));
+  auto us = UserStore::open(dir.file("hub.db"));
+  ASSERT_TRUE(us.ok()) << us.status().to_string();
+  users->emplace(std::move(us.value()));
+  ASSERT_TRUE((*users)->add_user("alice", 1).ok());
+  auto tok = (*users)->create_token("alice", 1);
+  ASSERT_TRUE(tok.ok());
+  *token = tok->token;
 }
 
 // Collects log lines so tests can check what the hub logged.
